@@ -1,0 +1,88 @@
+# hw3 cells (MoNuSAC-derived H&E), converted to COCO by
+# data_converters/hw3_to_coco.py. File names in the JSONs are relative to
+# the hw3-data-release root (e.g. train/<uuid>/image.tif), so data_root is
+# that root and the converter's --out-dir defaults to <root>/annotations.
+# Override with --cfg-options data_root=... (and the ann files below).
+dataset_type = 'CocoDataset'
+data_root = 'data/hw3-data-release/'
+metainfo = dict(
+    classes=('class1', 'class2', 'class3', 'class4'),
+    palette=[(220, 20, 60), (0, 130, 255), (255, 160, 0), (20, 200, 80)])
+backend_args = None
+
+# Cells are ~14-41 px and the images 93-2162 px a side at one magnification,
+# so images are NOT resized to a common size (that would scale the cells of a
+# 93 px and a 2162 px image by a factor 20 apart); the cell-tuned configs set
+# the scale factor. Flips in both axes (+ both = 180 deg) are label-safe for
+# microscopy. Large images are randomly cropped to bound memory/time per step.
+train_pipeline = [
+    dict(type='LoadCellImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale_factor=1.0, keep_ratio=True),
+    dict(
+        type='RandomFlip',
+        prob=[0.25, 0.25, 0.25],
+        direction=['horizontal', 'vertical', 'diagonal']),
+    dict(
+        type='RandomCrop',
+        crop_size=(1024, 1024),
+        crop_type='absolute',
+        recompute_bbox=True,
+        allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
+    dict(type='PackDetInputs')
+]
+test_pipeline = [
+    dict(type='LoadCellImageFromFile'),
+    dict(type='Resize', scale_factor=1.0, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+
+train_dataloader = dict(
+    batch_size=3,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    batch_sampler=dict(type='AspectRatioBatchSampler'),
+    dataset=dict(
+        type=dataset_type,
+        metainfo=metainfo,
+        data_root=data_root,
+        ann_file='annotations/train.json',
+        data_prefix=dict(img=''),
+        # keep small images: a 35 px image with one cell is still data
+        filter_cfg=dict(filter_empty_gt=True, min_size=0),
+        pipeline=train_pipeline,
+        backend_args=backend_args))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        metainfo=metainfo,
+        data_root=data_root,
+        ann_file='annotations/val.json',
+        data_prefix=dict(img=''),
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+test_dataloader = val_dataloader
+
+# Crowded images (up to ~800 cells): COCOeval's default maxDets (1, 10, 100)
+# caps recall at 100 detections per image; 1000 covers the most crowded one.
+val_evaluator = dict(
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/val.json',
+    metric=['bbox', 'segm'],
+    proposal_nums=(100, 300, 1000),
+    classwise=True,
+    format_only=False,
+    backend_args=backend_args)
+test_evaluator = val_evaluator

@@ -1,0 +1,19 @@
+_base_ = 'mmdet::_base_/default_runtime.py'
+
+# Keep the best checkpoint by the headline metric, mask AP50 (COCOeval
+# segm AP at IoU 0.5), plus the last 2 for --resume.
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        max_keep_ckpts=2,
+        save_best='coco/segm_mAP_50',
+        rule='greater'))
+
+# Local JSON/scalar logs always (tools/plot_curves.py reads them). TensorBoard:
+# `tools/train.py --tensorboard`, or add dict(type='TensorboardVisBackend').
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(
+    type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)

@@ -1,0 +1,360 @@
+"""Memory-frugal, tiled Mask R-CNN prediction for cell images."""
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose
+
+from mmseg_cells.evaluation.rle import encode_crop_rle, paste_mask_crop
+
+
+@dataclass
+class Detections:
+    """Detections of one image in original pixel coordinates.
+
+    Masks are kept as the mask head's ``M x M`` probability maps, one per
+    box; they are pasted into the image one at a time, from box-sized crops
+    (:meth:`iter_masks`), so N full-size masks never exist at once.
+
+    Attributes:
+        bboxes (np.ndarray): (N, 4) float32 ``x1, y1, x2, y2``.
+        scores (np.ndarray): (N,) float32.
+        labels (np.ndarray): (N,) int64, 0-based class index.
+        mask_probs (np.ndarray): (N, M, M) float32 in [0, 1].
+        height (int): image height.
+        width (int): image width.
+    """
+    bboxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    mask_probs: np.ndarray
+    height: int
+    width: int
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @classmethod
+    def empty(cls, height: int, width: int, mask_size: int = 28):
+        return cls(
+            np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+            np.zeros(0, np.int64), np.zeros((0, mask_size, mask_size),
+                                            np.float32), height, width)
+
+    def select(self, keep: np.ndarray) -> 'Detections':
+        """Subset by index or boolean array."""
+        return Detections(self.bboxes[keep], self.scores[keep],
+                          self.labels[keep], self.mask_probs[keep],
+                          self.height, self.width)
+
+    @staticmethod
+    def concat(dets: Sequence['Detections'], height: int,
+               width: int) -> 'Detections':
+        """Concatenate detections of the same image."""
+        dets = [d for d in dets if len(d)]
+        if not dets:
+            return Detections.empty(height, width)
+        return Detections(
+            np.concatenate([d.bboxes for d in dets]),
+            np.concatenate([d.scores for d in dets]),
+            np.concatenate([d.labels for d in dets]),
+            np.concatenate([d.mask_probs for d in dets]), height, width)
+
+    def iter_masks(self, threshold: float = 0.5):
+        """Yield ``(index, crop_bool, x0, y0)`` per detection.
+
+        The crop is the binary mask restricted to the box's pixel range, as
+        mmdet's ``FCNMaskHead`` would paste it into the full image.
+        """
+        for i in range(len(self)):
+            crop, x0, y0 = paste_mask_crop(self.mask_probs[i], self.bboxes[i],
+                                           self.height, self.width,
+                                           threshold)
+            yield i, crop, x0, y0
+
+
+def tile_grid(length: int, tile: int,
+              overlap: int) -> List[Tuple[int, int, int, int]]:
+    """Split ``[0, length)`` into overlapping tiles and disjoint cores.
+
+    Returns ``(start, end, core_start, core_end)`` per tile. Tiles are
+    ``tile`` long (the last one is shifted to end at ``length``); cores
+    partition ``[0, length)``, each boundary midway in the overlap of two
+    neighbouring tiles. A detection is kept only by the tile whose core holds
+    its box centre, so a cell crossing a tile border is predicted once, by a
+    tile that contains all of it as long as the cell is smaller than half the
+    overlap on either side of the centre.
+    """
+    if length <= tile:
+        return [(0, length, 0, length)]
+    stride = max(tile - overlap, 1)
+    starts = list(range(0, length - tile, stride)) + [length - tile]
+    spans = [(s, s + tile) for s in starts]
+    out = []
+    for i, (s, e) in enumerate(spans):
+        core_s = 0 if i == 0 else (s + spans[i - 1][1]) // 2
+        core_e = length if i == len(spans) - 1 else (spans[i + 1][0] + e) // 2
+        out.append((s, e, core_s, core_e))
+    return out
+
+
+class CellPredictor:
+    """Run a trained Mask R-CNN on whole images, tiling large ones.
+
+    Compared with ``mmdet.apis.inference_detector`` this
+
+    - never pastes N full-image masks: it returns each detection's ``M x M``
+      mask probabilities and pastes/encodes them from box-sized crops;
+    - predicts images whose longer side exceeds ``tile_above`` by
+      overlapping ``tile_size`` tiles (``tile_overlap`` px overlap), merged
+      without duplicates by the tile-core rule of :func:`tile_grid`;
+    - optionally merges horizontal/vertical flip test-time augmentation,
+      masks included (:meth:`predict`).
+
+    Args:
+        config (str | Config): model config.
+        checkpoint (str, optional): weights; None keeps the random init.
+        device (str, optional): default ``cuda`` when available, else CPU.
+        score_thr (float, optional): overrides ``test_cfg.rcnn.score_thr``.
+        max_per_img (int, optional): overrides
+            ``test_cfg.rcnn.max_per_img`` (also applied after tile merging).
+        tile_size (int): tile side for large images. Defaults to 1024.
+        tile_overlap (int): overlap between tiles; must exceed the largest
+            cell diameter. Defaults to 192 (real cells: box side <= ~110 px).
+        tile_above (int): tile images whose longer side exceeds this.
+            Defaults to 1600; 0 disables tiling.
+        tta (bool): flip test-time augmentation. Defaults to False.
+    """
+
+    def __init__(self,
+                 config: Union[str, Config],
+                 checkpoint: Optional[str] = None,
+                 device: Optional[str] = None,
+                 score_thr: Optional[float] = None,
+                 max_per_img: Optional[int] = None,
+                 tile_size: int = 1024,
+                 tile_overlap: int = 192,
+                 tile_above: int = 1600,
+                 tta: bool = False) -> None:
+        from mmdet.apis import init_detector
+        cfg = Config.fromfile(config) if isinstance(config, str) else \
+            config.copy()
+        cfg.model.backbone.init_cfg = None  # weights come from checkpoint
+        rcnn = cfg.model.test_cfg.rcnn
+        if score_thr is not None:
+            rcnn.score_thr = float(score_thr)
+        if max_per_img is not None:
+            rcnn.max_per_img = int(max_per_img)
+        if tile_overlap >= tile_size:
+            raise ValueError('tile_overlap must be smaller than tile_size')
+        self.device = device or ('cuda'
+                                 if torch.cuda.is_available() else 'cpu')
+        self.model = init_detector(cfg, checkpoint, device=self.device)
+        self.model.eval()
+        self.cfg = cfg
+        self.max_per_img = int(rcnn.max_per_img)
+        self.mask_thr = float(rcnn.get('mask_thr_binary', 0.5))
+        self.tile_size = tile_size
+        self.tile_overlap = tile_overlap
+        self.tile_above = tile_above
+        self.tta = tta
+        self.classes = tuple(self.model.dataset_meta.get('classes', ()))
+        self.pipeline = Compose(self._pipeline_cfg(cfg))
+
+    @staticmethod
+    def _pipeline_cfg(cfg: Config) -> list:
+        """The test pipeline without file loading and annotations."""
+        ds = cfg.test_dataloader.dataset
+        while 'dataset' in ds:
+            ds = ds.dataset
+        steps = []
+        for t in ds.pipeline:
+            kind = t['type'].split('.')[-1]
+            if kind.startswith('Load'):
+                continue
+            if kind == 'PackDetInputs':
+                t = dict(t, meta_keys=('img_id', 'ori_shape', 'img_shape',
+                                       'scale_factor'))
+            steps.append(t)
+        return steps
+
+    # ------------------------------------------------------------------
+    @torch.no_grad()
+    def _forward(self, bgr: np.ndarray):
+        """Features, image meta and box detections for one BGR array."""
+        data = self.pipeline(
+            dict(img=bgr, img_id=0, img_shape=bgr.shape[:2],
+                 ori_shape=bgr.shape[:2]))
+        data = self.model.data_preprocessor(
+            dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
+            False)
+        samples = data['data_samples']
+        feats = self.model.extract_feat(data['inputs'])
+        rpn = self.model.rpn_head.predict(feats, samples, rescale=False)
+        metas = [s.metainfo for s in samples]
+        dets = self.model.roi_head.predict_bbox(
+            feats, metas, rpn, self.model.roi_head.test_cfg, rescale=False)[0]
+        return feats, metas[0], dets
+
+    @torch.no_grad()
+    def _mask_probs(self, feats, boxes: torch.Tensor,
+                    labels: torch.Tensor) -> torch.Tensor:
+        """(N, M, M) mask probabilities for boxes in network-input coords."""
+        from mmdet.structures.bbox import bbox2roi
+        head = self.model.roi_head
+        if boxes.shape[0] == 0:  # no roi: nothing to run (empty probs)
+            return boxes.new_zeros((0, 1, 1))
+        preds = head._mask_forward(feats, bbox2roi([boxes]))['mask_preds']
+        if preds.shape[1] > 1:  # class-specific masks
+            preds = preds[torch.arange(len(labels)), labels]
+        else:
+            preds = preds[:, 0]
+        return preds.sigmoid()
+
+    def _predict_array(self, bgr: np.ndarray) -> Detections:
+        """Detections of one (tile) image, optionally with flip TTA."""
+        h, w = bgr.shape[:2]
+        feats, meta, dets = self._forward(bgr)
+        scale = np.array(meta['scale_factor'] * 2, np.float32)  # (w,h,w,h)
+        if not self.tta:
+            probs = self._mask_probs(feats, dets.bboxes, dets.labels)
+            return Detections(
+                dets.bboxes.cpu().numpy() / scale,
+                dets.scores.cpu().numpy(),
+                dets.labels.cpu().numpy().astype(np.int64),
+                probs.cpu().numpy().astype(np.float32), h, w)
+        return self._predict_tta(bgr, feats, meta, dets, scale)
+
+    def _predict_tta(self, bgr, feats, meta, dets, scale) -> Detections:
+        """Flip TTA: boxes of the original, h-flipped and v-flipped images
+        are merged by class-wise NMS; each kept box's mask is the mean of the
+        mask head's probabilities for that box in all three views (mapped
+        into each view and flipped back), so masks are merged, not just
+        boxes."""
+        from mmcv.ops import batched_nms
+        h, w = bgr.shape[:2]
+        views = [(None, feats, meta, dets)]
+        for direction in ('horizontal', 'vertical'):
+            flipped = np.ascontiguousarray(
+                bgr[:, ::-1] if direction == 'horizontal' else bgr[::-1])
+            f_feats, f_meta, f_dets = self._forward(flipped)
+            views.append((direction, f_feats, f_meta, f_dets))
+        iw, ih = w * scale[0], h * scale[1]  # network-input size
+
+        def flip_boxes(b: torch.Tensor, direction) -> torch.Tensor:
+            b = b.clone()
+            if direction == 'horizontal':
+                b[:, [0, 2]] = iw - b[:, [2, 0]]
+            elif direction == 'vertical':
+                b[:, [1, 3]] = ih - b[:, [3, 1]]
+            return b
+
+        boxes = torch.cat([flip_boxes(d.bboxes, v) for v, _, _, d in views])
+        scores = torch.cat([d.scores for *_, d in views])
+        labels = torch.cat([d.labels for *_, d in views])
+        nms_cfg = dict(self.model.roi_head.test_cfg.nms)
+        kept, keep = batched_nms(boxes, scores, labels, nms_cfg)
+        keep = keep[:self.max_per_img]
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        probs = 0
+        for direction, v_feats, _, _ in views:
+            p = self._mask_probs(v_feats, flip_boxes(boxes, direction), labels)
+            if direction == 'horizontal':
+                p = p.flip(-1)
+            elif direction == 'vertical':
+                p = p.flip(-2)
+            probs = probs + p
+        probs = probs / len(views)
+        return Detections(boxes.cpu().numpy() / scale,
+                          scores.cpu().numpy(),
+                          labels.cpu().numpy().astype(np.int64),
+                          probs.cpu().numpy().astype(np.float32), h, w)
+
+    def predict(self, rgb: np.ndarray) -> Detections:
+        """Predict one RGB ``uint8`` image (H, W, 3) of any size."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f'expected an H x W x 3 image, got {rgb.shape}')
+        h, w = rgb.shape[:2]
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        if not self.tile_above or max(h, w) <= self.tile_above:
+            return self._predict_array(bgr)
+        parts = []
+        for ys, ye, cys, cye in tile_grid(h, self.tile_size,
+                                          self.tile_overlap):
+            for xs, xe, cxs, cxe in tile_grid(w, self.tile_size,
+                                              self.tile_overlap):
+                d = self._predict_array(
+                    np.ascontiguousarray(bgr[ys:ye, xs:xe]))
+                if not len(d):
+                    continue
+                d.bboxes += np.array([xs, ys, xs, ys], np.float32)
+                cx = (d.bboxes[:, 0] + d.bboxes[:, 2]) / 2
+                cy = (d.bboxes[:, 1] + d.bboxes[:, 3]) / 2
+                inside = (cx >= cxs) & (cx < cxe) & (cy >= cys) & (cy < cye)
+                parts.append(d.select(inside))
+        dets = Detections.concat(parts, h, w)
+        dets.height, dets.width = h, w
+        order = np.argsort(-dets.scores, kind='stable')[:self.max_per_img]
+        return dets.select(order)
+
+    # ------------------------------------------------------------------
+    def to_coco_results(self, dets: Detections, image_id: int,
+                        category_ids: Optional[Sequence[int]] = None
+                        ) -> List[dict]:
+        """COCO results entries (RLE ``counts`` as str) for one image.
+
+        Detections whose binary mask is empty are dropped (an empty mask
+        can only be a false positive). ``category_ids`` maps label index to
+        category id (default ``label + 1``, i.e. class1..class4 -> 1..4).
+        """
+        out = []
+        for i, crop, x0, y0 in dets.iter_masks(self.mask_thr):
+            if not crop.any():
+                continue
+            x1, y1, x2, y2 = (float(v) for v in dets.bboxes[i])
+            label = int(dets.labels[i])
+            out.append(
+                dict(
+                    image_id=int(image_id),
+                    category_id=int(category_ids[label]
+                                    if category_ids else label + 1),
+                    score=round(float(dets.scores[i]), 5),
+                    bbox=[round(x1, 2), round(y1, 2),
+                          round(x2 - x1, 2), round(y2 - y1, 2)],
+                    segmentation=encode_crop_rle(crop, x0, y0, dets.height,
+                                                 dets.width)))
+        return out
+
+    def label_maps(self, dets: Detections) -> Dict[int, np.ndarray]:
+        """Instance-id maps per class (training layout), overlaps by score.
+
+        Every pixel belongs to at most one instance: detections are painted
+        in ascending score order so the highest-scoring one wins, across
+        classes too. Instance ids are renumbered 1..K per class; classes
+        without an instance are absent from the returned dict (keys are
+        0-based label indices).
+        """
+        owner = np.full((dets.height, dets.width), -1, np.int32)
+        crops = {}
+        for i, crop, x0, y0 in dets.iter_masks(self.mask_thr):
+            crops[i] = (crop, x0, y0)
+        for i in np.argsort(dets.scores, kind='stable'):
+            if i not in crops:
+                continue
+            crop, x0, y0 = crops[i]
+            ch, cw = crop.shape
+            region = owner[y0:y0 + ch, x0:x0 + cw]
+            region[crop] = i
+        maps = {}
+        present = np.unique(owner[owner >= 0])
+        for label in np.unique(dets.labels[present]) if len(present) else []:
+            idx = present[dets.labels[present] == label]
+            lut = np.zeros(len(dets) + 1, np.float64)
+            lut[idx + 1] = np.arange(1, len(idx) + 1)
+            maps[int(label)] = lut[owner + 1]
+        return maps
+
+
+__all__ = ['CellPredictor', 'Detections', 'tile_grid']

@@ -1,0 +1,139 @@
+"""Fixes for verified breakages of the pinned stack.
+
+Imported by ``mmseg_cells/__init__.py``, so active in every process that
+loads a project config (``custom_imports=['mmseg_cells']``) or imports the
+package. Each fix is idempotent and has a test in ``tests/test_compat.py``
+that fails without it.
+
+1. ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, and
+   mmengine 0.10.7 calls ``torch.load(filename, map_location=...)`` without
+   the argument. Checkpoints written by mmengine's own Runner hold, besides
+   tensors, the message hub's ``HistoryBuffer`` objects and numpy arrays and
+   scalars, so resume, ``load_from`` and ``tools/test.py`` fail with
+   ``UnpicklingError: Weights only load failed``.
+
+   We register the exact classes a Runner checkpoint needs with
+   ``torch.serialization.add_safe_globals`` rather than passing
+   ``weights_only=False``: the allow-list keeps the restricted unpickler,
+   so loading a downloaded or shared checkpoint still cannot execute
+   arbitrary code, while ``weights_only=False`` would turn every checkpoint
+   file into a pickle that runs whatever it contains. Anything outside the
+   list still fails loudly, naming the class, and can be added here after
+   review.
+
+2. ``torchvision://resnet50`` (the ImageNet weights of every mmdet R50
+   config) is resolved by mmengine through ``import torchvision``, which
+   this stack does not install (PyPI's torchvision does not even import next
+   to the pinned CPU torch). We re-register the ``torchvision://`` scheme
+   with a loader that takes the URL from mmengine's own bundled table
+   (``mmengine/hub/torchvision_0.12.json``) and downloads it into the torch
+   hub cache like before. When the weights cannot be fetched (no network)
+   it raises :class:`PretrainedWeightsUnavailable`, which says which file
+   to download and how to point the config at a local copy.
+"""
+import numpy as np
+import torch
+
+_APPLIED = False
+
+
+def runner_checkpoint_safe_globals() -> list:
+    """Classes and functions needed to unpickle mmengine Runner checkpoints.
+
+    - ``HistoryBuffer``: the message hub's logged scalars (``message_hub`` in
+      the checkpoint).
+    - numpy: ``HistoryBuffer`` stores ``np.ndarray`` (pickled through
+      ``_reconstruct`` with a ``dtype`` instance of a per-dtype class such as
+      ``np.dtypes.Float64DType``), and runtime info holds numpy scalars
+      (pickled through ``numpy._core.multiarray.scalar``).
+    """
+    from mmengine.logging import HistoryBuffer
+
+    multiarray = getattr(np, '_core', None)
+    multiarray = getattr(multiarray, 'multiarray', None) or np.core.multiarray
+    safe = [
+        HistoryBuffer,
+        np.ndarray,
+        np.dtype,
+        multiarray._reconstruct,
+        multiarray.scalar,
+    ]
+    # every concrete dtype class (np.dtypes.Float64DType, Int64DType, ...)
+    safe += [
+        cls for cls in vars(np.dtypes).values()
+        if isinstance(cls, type) and issubclass(cls, np.dtype)
+    ]
+    return safe
+
+
+def allow_runner_checkpoints_with_weights_only() -> None:
+    """Let ``torch.load(weights_only=True)`` read Runner checkpoints."""
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is None:  # torch < 2.4: weights_only is not the default anyway
+        return
+    add(runner_checkpoint_safe_globals())
+
+
+class PretrainedWeightsUnavailable(RuntimeError):
+    """Raised when ``torchvision://`` weights can be neither found in the
+    torch hub cache nor downloaded."""
+
+
+def _torchvision_url(name: str) -> str:
+    import os.path as osp
+
+    import mmengine
+    table = mmengine.load(
+        osp.join(mmengine.__path__[0], 'hub', 'torchvision_0.12.json'))
+    if name not in table:
+        raise KeyError(f'unknown torchvision checkpoint "{name}"; known: '
+                       f'{", ".join(sorted(table))}')
+    return table[name]
+
+
+def load_from_torchvision_url(filename: str, map_location=None):
+    """``torchvision://NAME`` loader that does not import torchvision."""
+    import os.path as osp
+
+    from mmengine.runner.checkpoint import load_from_http
+    name = filename.split('://', 1)[1]
+    url = _torchvision_url(name)
+    cached = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(url))
+    try:
+        return load_from_http(url, map_location=map_location)
+    except Exception as e:  # network down, proxy, truncated download, ...
+        raise PretrainedWeightsUnavailable(
+            f'cannot load ImageNet weights {filename} ({type(e).__name__}: '
+            f'{e}). They are downloaded from {url} into the torch hub '
+            f'cache ({cached}). Without internet access, copy that file '
+            f'there, or point the config at a local file: --cfg-options '
+            f'model.backbone.init_cfg.checkpoint=/path/to/{osp.basename(url)}'
+            f' (or train from scratch with model.backbone.init_cfg=None).'
+        ) from e
+
+
+def register_torchvision_scheme() -> None:
+    """Serve ``torchvision://`` without torchvision (see module doc)."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes='torchvision://', loader=load_from_torchvision_url,
+        force=True)
+
+
+def apply() -> None:
+    """Apply all fixes once per process."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    allow_runner_checkpoints_with_weights_only()
+    register_torchvision_scheme()
+    _APPLIED = True
+
+
+apply()
+
+__all__ = [
+    'apply', 'register_torchvision_scheme', 'load_from_torchvision_url',
+    'PretrainedWeightsUnavailable', 'allow_runner_checkpoints_with_weights_only',
+    'runner_checkpoint_safe_globals'
+]

@@ -1,0 +1,3 @@
+from .loading import LoadCellImageFromFile
+
+__all__ = ['LoadCellImageFromFile']

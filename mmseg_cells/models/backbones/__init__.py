@@ -1,0 +1,3 @@
+from .resnet_stage_plugins import ResNetStagePlugins
+
+__all__ = ['ResNetStagePlugins']

@@ -1,0 +1,40 @@
+"""Atomic file writing: a reader never sees a partial output file."""
+import contextlib
+import json
+import os
+import tempfile
+from typing import Any, Iterator, Union
+
+PathLike = Union[str, os.PathLike]
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = 'w', **kwargs) -> Iterator[Any]:
+    """Open a temporary file next to ``path`` and move it over ``path`` only
+    when the ``with`` block finishes without an exception.
+
+    On any error the temporary file is removed and ``path`` is untouched, so a
+    failed run neither leaves a partial file nor destroys an earlier result.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: PathLike, obj: Any, **dump_kwargs) -> None:
+    """Serialise ``obj`` to JSON and write it to ``path`` atomically."""
+    text = json.dumps(obj, **dump_kwargs)  # fails before anything is opened
+    with atomic_write(path, 'w', encoding='utf-8') as f:
+        f.write(text)
