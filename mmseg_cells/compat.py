@@ -31,10 +31,30 @@ that fails without it.
    it raises :class:`PretrainedWeightsUnavailable`, which says which file
    to download and how to point the config at a local copy.
 """
+import pickle
+
 import numpy as np
 import torch
 
 _APPLIED = False
+
+
+def _history_buffer_method(owner, name: str):
+    """``getattr`` for the weights-only unpickler, limited to the statistics
+    methods a ``HistoryBuffer`` pickles (``min``, ``max``, ``mean``, ...)."""
+    import inspect
+
+    from mmengine.logging import HistoryBuffer
+    if not (isinstance(owner, type) and issubclass(owner, HistoryBuffer)):
+        raise pickle.UnpicklingError(
+            f'weights-only load: getattr({owner!r}, {name!r}) is not allowed '
+            f'(only HistoryBuffer statistics methods are)')
+    attr = inspect.getattr_static(owner, name, None)
+    if not inspect.isfunction(attr) or name.startswith('_'):
+        raise pickle.UnpicklingError(
+            f'weights-only load: HistoryBuffer.{name} is not a statistics '
+            f'method')
+    return attr
 
 
 def runner_checkpoint_safe_globals() -> list:
@@ -42,6 +62,12 @@ def runner_checkpoint_safe_globals() -> list:
 
     - ``HistoryBuffer``: the message hub's logged scalars (``message_hub`` in
       the checkpoint).
+    - ``getattr``, restricted: ``HistoryBuffer.__getstate__`` pickles its
+      statistics methods as ``getattr(HistoryBuffer, 'mean')``; a plain
+      ``builtins.getattr`` would let a crafted file reach any attribute of an
+      allowed object, so the name is mapped to
+      :func:`_history_buffer_method`, which resolves only methods of
+      ``HistoryBuffer``.
     - numpy: ``HistoryBuffer`` stores ``np.ndarray`` (pickled through
       ``_reconstruct`` with a ``dtype`` instance of a per-dtype class such as
       ``np.dtypes.Float64DType``), and runtime info holds numpy scalars
@@ -53,6 +79,7 @@ def runner_checkpoint_safe_globals() -> list:
     multiarray = getattr(multiarray, 'multiarray', None) or np.core.multiarray
     safe = [
         HistoryBuffer,
+        (_history_buffer_method, 'builtins.getattr'),
         np.ndarray,
         np.dtype,
         multiarray._reconstruct,

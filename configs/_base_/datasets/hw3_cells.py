@@ -10,15 +10,18 @@ metainfo = dict(
     palette=[(220, 20, 60), (0, 130, 255), (255, 160, 0), (20, 200, 80)])
 backend_args = None
 
-# Cells are ~14-41 px and the images 93-2162 px a side at one magnification,
-# so images are NOT resized to a common size (that would scale the cells of a
-# 93 px and a 2162 px image by a factor 20 apart); the cell-tuned configs set
-# the scale factor. Flips in both axes (+ both = 180 deg) are label-safe for
-# microscopy. Large images are randomly cropped to bound memory/time per step.
+# Input scale: cells are imaged at one magnification (box side 14-41 px,
+# 5-95 %) on images of 33-2500 px a side, so images keep their native
+# resolution (mmdet's 1333x800 would scale test images by 0.45x..16x and the
+# cells with them) and are upscaled x1.5, so that a p5-sized cell (14 px)
+# spans 5.4 instead of 3.6 cells of the stride-4 P2 map its mask RoI is
+# pooled from (tools/analysis/cell_stats.py on val_coco.json). Flips in both
+# axes (+ both = 180 deg rotation) are label-safe for microscopy. Large
+# images are randomly cropped to 1024 px to bound memory and time per step.
 train_pipeline = [
     dict(type='LoadCellImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale_factor=1.0, keep_ratio=True),
+    dict(type='Resize', scale_factor=1.5, keep_ratio=True),
     dict(
         type='RandomFlip',
         prob=[0.25, 0.25, 0.25],
@@ -34,7 +37,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadCellImageFromFile'),
-    dict(type='Resize', scale_factor=1.0, keep_ratio=True),
+    dict(type='Resize', scale_factor=1.5, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(
         type='PackDetInputs',
