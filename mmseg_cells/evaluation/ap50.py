@@ -1,0 +1,488 @@
+"""Mask AP50 exactly as a pycocotools-based leaderboard computes it.
+
+The leaderboard scores a results file with ``pycocotools`` at its default
+parameters::
+
+    E = COCOeval(coco_gt, coco_gt.loadRes(results), 'segm')
+    E.evaluate(); E.accumulate(); E.summarize()
+    score = E.stats[1]          # AP @ IoU=0.50, area=all, maxDets=100
+
+:func:`evaluate_ap50` reproduces that number (``'ap50@100'``) and the same
+metric with up to 1000 detections (``'ap50@1000'``, ``params.maxDets =
+[1, 10, 1000]`` so that ``stats[1]`` is AP50 at 1000 detections), plus
+per-class AP50. Two facts worth knowing when reading the numbers:
+
+* COCO's ``maxDets`` caps the detections per image **and category** (the
+  per-(image, category) lists are truncated to the top-scoring ``maxDets``).
+  An (image, class) pair with more than 100 ground-truth cells can therefore
+  not reach full recall at ``maxDets=100``.
+* pycocotools records a match by storing the matched ground-truth id and
+  later tests it for truth, so a match with a ground-truth annotation whose
+  ``id`` is 0 counts as a miss. A leaderboard running pycocotools inherits
+  this, so :func:`evaluate_ap50` reproduces it too but reports it in
+  ``'warnings'`` (ground-truth ids should start at 1).
+
+By default the per-image matching (``COCOeval.evaluateImg``, a pure-Python
+triple loop that takes minutes for thousands of cells per image) is replaced
+by an exact numpy port with identical output; ``fast=False`` uses the stock
+implementation. Nothing here imports torch or mmdet.
+"""
+import contextlib
+import copy
+import io
+import json
+import math
+import numbers
+import os
+import warnings
+from collections import Counter
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+__all__ = ['evaluate_ap50', 'load_coco_gt', 'load_results',
+           'validate_results']
+
+PathLike = Union[str, os.PathLike]
+_RESULTS_LIST = '<results list>'
+_GT_OBJECT = '<ground truth>'
+
+
+@contextlib.contextmanager
+def _quiet(verbose: bool) -> Iterator[None]:
+    """Swallow pycocotools' prints unless ``verbose``."""
+    if verbose:
+        yield
+    else:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (numbers.Integral, np.integer)) and \
+        not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (numbers.Real, np.floating, np.integer)) and \
+        not isinstance(value, (bool, np.bool_))
+
+
+def _read_json(path: PathLike, what: str) -> Any:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{what} file not found: {path}')
+    try:
+        with open(path, 'r', encoding='utf-8') as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f'{path}: not a valid JSON file ({e})') from None
+
+
+def load_coco_gt(gt: Union[PathLike, dict, COCO],
+                 verbose: bool = False) -> COCO:
+    """Build a :class:`COCO` ground-truth object.
+
+    Args:
+        gt (str | PathLike | dict | COCO): A COCO json file, its parsed
+            content, or a ready ``COCO`` object (returned as is).
+        verbose (bool): Let pycocotools print. Defaults to False.
+
+    Returns:
+        COCO: The indexed ground truth. A dict is shallow-copied down to the
+        annotation dicts, which pycocotools modifies during evaluation.
+
+    Raises:
+        FileNotFoundError: ``gt`` is a path that does not exist.
+        ValueError: Invalid JSON or not a COCO instance-annotation structure;
+            the message names the file.
+    """
+    if isinstance(gt, COCO):
+        return gt
+    if isinstance(gt, (str, os.PathLike)):
+        source = os.fspath(gt)
+        data = _read_json(source, 'ground-truth')
+    elif isinstance(gt, dict):
+        source, data = _GT_OBJECT, gt
+    else:
+        raise TypeError(f'gt must be a path, a dict or a COCO object, '
+                        f'got {type(gt).__name__}')
+    if not isinstance(data, dict):
+        raise ValueError(f'{source}: ground truth must be a JSON object with '
+                         f'"images", "annotations" and "categories"')
+    for key in ('images', 'annotations', 'categories'):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f'{source}: ground truth has no "{key}" list')
+    for i, img in enumerate(data['images']):
+        if not isinstance(img, dict) or not _is_int(img.get('id')):
+            raise ValueError(f'{source}: images[{i}] has no integer "id"')
+    for i, cat in enumerate(data['categories']):
+        if not isinstance(cat, dict) or not _is_int(cat.get('id')):
+            raise ValueError(f'{source}: categories[{i}] has no integer "id"')
+    required = ('id', 'image_id', 'category_id', 'area', 'iscrowd')
+    for i, ann in enumerate(data['annotations']):
+        missing = [k for k in required
+                   if not isinstance(ann, dict) or k not in ann]
+        if missing:
+            raise ValueError(f'{source}: annotations[{i}] lacks '
+                             f'{", ".join(missing)}')
+    dataset = dict(data)
+    dataset['annotations'] = [dict(a) for a in data['annotations']]
+    with _quiet(verbose):
+        coco = COCO()
+        coco.dataset = dataset
+        coco.createIndex()
+    return coco
+
+
+def validate_results(results: Any,
+                     coco_gt: COCO,
+                     source: str = _RESULTS_LIST,
+                     iou_type: str = 'segm') -> None:
+    """Check a results list before handing it to ``COCO.loadRes``.
+
+    Every entry must be a dict with an integer ``image_id`` of the ground
+    truth, an integer ``category_id`` of the ground truth, a finite numeric
+    ``score`` and, for ``iou_type='segm'``, a compressed RLE
+    ``segmentation`` (``{'size': [H, W], 'counts': str}``, ``size`` equal to
+    the image size when the ground truth records it); for ``'bbox'`` a
+    ``bbox`` of 4 finite numbers. ``loadRes`` decides between its bbox and
+    segm code paths on the first entry, so if that one has a ``bbox`` all
+    must have one.
+
+    Raises:
+        ValueError: The first problem found, prefixed with ``source``.
+    """
+    if not isinstance(results, list):
+        raise ValueError(f'{source}: results must be a JSON list of '
+                         f'detections, got {type(results).__name__}')
+    imgs = coco_gt.imgs
+    cats = coco_gt.cats
+    need_bbox = iou_type == 'bbox' or (
+        bool(results) and isinstance(results[0], dict)
+        and 'bbox' in results[0] and results[0]['bbox'] != [])
+    unknown_imgs: Counter = Counter()
+    for i, r in enumerate(results):
+        where = f'{source}: result #{i}'
+        if not isinstance(r, dict):
+            raise ValueError(f'{where} is a {type(r).__name__}, not an '
+                             f'object')
+        keys = ['image_id', 'category_id', 'score']
+        keys.append('bbox' if iou_type == 'bbox' else 'segmentation')
+        missing = [k for k in keys if k not in r]
+        if missing:
+            raise ValueError(f'{where} lacks {", ".join(missing)}')
+        image_id, cat_id, score = r['image_id'], r['category_id'], r['score']
+        if not _is_int(image_id):
+            raise ValueError(f'{where}: image_id must be an integer, got '
+                             f'{image_id!r}')
+        if image_id not in imgs:
+            unknown_imgs[image_id] += 1
+            continue
+        if not _is_int(cat_id):
+            raise ValueError(f'{where}: category_id must be an integer, got '
+                             f'{cat_id!r}')
+        if cat_id not in cats:
+            raise ValueError(f'{where}: category_id {cat_id} is not a '
+                             f'ground-truth category {sorted(cats)}')
+        if not _is_real(score) or not math.isfinite(float(score)):
+            raise ValueError(f'{where}: score must be a finite number, got '
+                             f'{score!r}')
+        if need_bbox:
+            bbox = r.get('bbox')
+            if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4
+                    and all(_is_real(v) and math.isfinite(float(v))
+                            for v in bbox)):
+                raise ValueError(f'{where}: bbox must be [x, y, w, h], got '
+                                 f'{bbox!r}')
+        if iou_type == 'segm':
+            seg = r['segmentation']
+            if not (isinstance(seg, dict) and 'size' in seg
+                    and 'counts' in seg):
+                raise ValueError(
+                    f'{where}: segmentation must be an RLE object with '
+                    f'"size" and "counts", got {type(seg).__name__}')
+            size = seg['size']
+            if not (isinstance(size, (list, tuple)) and len(size) == 2
+                    and all(_is_int(v) for v in size)):
+                raise ValueError(f'{where}: segmentation size must be '
+                                 f'[height, width], got {size!r}')
+            if not isinstance(seg['counts'], (str, bytes)):
+                raise ValueError(
+                    f'{where}: segmentation counts must be a compressed '
+                    f'RLE string, got {type(seg["counts"]).__name__}')
+            img = imgs[image_id]
+            if 'height' in img and 'width' in img and \
+                    list(size) != [img['height'], img['width']]:
+                raise ValueError(
+                    f'{where}: segmentation size {list(size)} differs from '
+                    f'image {image_id} size [{img["height"]}, '
+                    f'{img["width"]}]')
+    if unknown_imgs:
+        examples = sorted(unknown_imgs, key=str)[:5]
+        raise ValueError(
+            f'{source}: {sum(unknown_imgs.values())} result(s) on '
+            f'{len(unknown_imgs)} image_id(s) not in the ground truth '
+            f'(e.g. {examples}); results must use the ground-truth image ids')
+
+
+def load_results(results: Union[PathLike, List[dict]],
+                 coco_gt: COCO,
+                 iou_type: str = 'segm') -> List[dict]:
+    """Read (if a path) and validate detection results.
+
+    Returns:
+        list[dict]: Shallow copies of the entries (``loadRes`` adds keys to
+        them), in file order.
+
+    Raises:
+        FileNotFoundError: Missing results file.
+        ValueError: Invalid JSON or structure; the message names the file.
+    """
+    if isinstance(results, (str, os.PathLike)):
+        source = os.fspath(results)
+        data = _read_json(source, 'results')
+    else:
+        source, data = _RESULTS_LIST, results
+    validate_results(data, coco_gt, source, iou_type)
+    return [dict(r) for r in data]
+
+
+class _FastCOCOeval(COCOeval):
+    """``COCOeval`` with a vectorised, output-identical ``evaluateImg``.
+
+    The stock matching loops over IoU thresholds x detections x ground
+    truths in Python. For each detection this port handles all thresholds
+    at once and only the ground truths it overlaps enough, applying the same
+    rule: among the still unmatched (or crowd) ground truths with
+    ``IoU >= min(t, 1 - 1e-10)``, prefer not-ignored ones and take the last
+    of those with the largest IoU (the stock loop replaces its best match
+    on ties); all stored arrays and their dtypes are those of the original.
+    """
+
+    def evaluateImg(self, imgId, catId, aRng, maxDet):  # noqa: N802,N803
+        p = self.params
+        if p.useCats:
+            gt = self._gts[imgId, catId]
+            dt = self._dts[imgId, catId]
+        else:
+            gt = [_ for cId in p.catIds for _ in self._gts[imgId, cId]]
+            dt = [_ for cId in p.catIds for _ in self._dts[imgId, cId]]
+        if len(gt) == 0 and len(dt) == 0:
+            return None
+
+        for g in gt:
+            if g['ignore'] or (g['area'] < aRng[0] or g['area'] > aRng[1]):
+                g['_ignore'] = 1
+            else:
+                g['_ignore'] = 0
+
+        # sort dt highest score first, sort gt ignore last
+        gtind = np.argsort([g['_ignore'] for g in gt], kind='mergesort')
+        gt = [gt[i] for i in gtind]
+        dtind = np.argsort([-d['score'] for d in dt], kind='mergesort')
+        dt = [dt[i] for i in dtind[0:maxDet]]
+        iscrowd = np.array([int(o['iscrowd']) for o in gt], dtype=bool)
+        ious = self.ious[imgId, catId][:, gtind] \
+            if len(self.ious[imgId, catId]) > 0 else self.ious[imgId, catId]
+
+        T = len(p.iouThrs)
+        G = len(gt)
+        D = len(dt)
+        gtm = np.zeros((T, G))
+        dtm = np.zeros((T, D))
+        gtIg = np.array([g['_ignore'] for g in gt])  # noqa: N806
+        dtIg = np.zeros((T, D))  # noqa: N806
+        if not len(ious) == 0:
+            thrs = np.array([min([t, 1 - 1e-10]) for t in p.iouThrs])
+            thr_min = thrs.min()
+            gt_ids = np.array([g['id'] for g in gt])
+            not_crowd = ~iscrowd
+            regular = gtIg == 0
+            # detections that may match anything at any threshold
+            rows = np.flatnonzero((ious >= thr_min).any(axis=1))
+            for dind in rows:
+                row = ious[dind]
+                cols = np.flatnonzero(row >= thr_min)
+                vals = row[cols]
+                # eligible: not already matched unless crowd, IoU >= thr
+                ok = (vals[None, :] >= thrs[:, None]) & ~(
+                    (gtm[:, cols] > 0) & not_crowd[cols][None, :])
+                ok_reg = ok & regular[cols][None, :]
+                has_reg = ok_reg.any(axis=1)
+                cand = np.where(has_reg[:, None], ok_reg,
+                                ok & ~regular[cols][None, :])
+                hit = np.flatnonzero(cand.any(axis=1))
+                if hit.size == 0:
+                    continue
+                scored = np.where(cand[hit], vals[None, :], -np.inf)
+                # last column with the maximum IoU
+                last = cols.size - 1 - np.argmax(scored[:, ::-1], axis=1)
+                m = cols[last]
+                dtIg[hit, dind] = gtIg[m]
+                dtm[hit, dind] = gt_ids[m]
+                gtm[hit, m] = dt[dind]['id']
+        # set unmatched detections outside of area range to ignore
+        a = np.array([d['area'] < aRng[0] or d['area'] > aRng[1]
+                      for d in dt]).reshape((1, len(dt)))
+        dtIg = np.logical_or(  # noqa: N806
+            dtIg, np.logical_and(dtm == 0, np.repeat(a, T, 0)))
+        # store results for given image and category
+        return {
+            'image_id': imgId,
+            'category_id': catId,
+            'aRng': aRng,
+            'maxDet': maxDet,
+            'dtIds': [d['id'] for d in dt],
+            'gtIds': [g['id'] for g in gt],
+            'dtMatches': dtm,
+            'gtMatches': gtm,
+            'dtScores': [d['score'] for d in dt],
+            'gtIgnore': gtIg,
+            'dtIgnore': dtIg,
+        }
+
+
+def _ap50_from_eval(E: COCOeval, max_det: int,  # noqa: N803
+                    k: Optional[int] = None) -> float:
+    """AP50 (area 'all') at ``max_det`` from ``E.eval['precision']``, the
+    formula of ``COCOeval.summarize``; for one category index ``k`` if
+    given. -1 when there is no ground truth to score (COCO's convention)."""
+    p = E.params
+    t = np.where(0.5 == p.iouThrs)[0]
+    aind = [i for i, lbl in enumerate(p.areaRngLbl) if lbl == 'all']
+    mind = [i for i, m in enumerate(p.maxDets) if m == max_det]
+    s = E.eval['precision'][t]
+    s = s[:, :, :, aind, mind] if k is None else s[:, :, [k]][:, :, :, aind,
+                                                                mind]
+    valid = s[s > -1]
+    return float(np.mean(valid)) if valid.size else -1.0
+
+
+def _empty_dt(coco_gt: COCO, verbose: bool) -> COCO:
+    """A detections object with no detections (``loadRes`` rejects [])."""
+    with _quiet(verbose):
+        dt = COCO()
+        dt.dataset = {
+            'images': list(coco_gt.dataset['images']),
+            'categories': copy.deepcopy(coco_gt.dataset['categories']),
+            'annotations': [],
+        }
+        dt.createIndex()
+    return dt
+
+
+def evaluate_ap50(gt: Union[PathLike, dict, COCO],
+                  results: Union[PathLike, List[dict]],
+                  max_dets: Sequence[int] = (100, 1000),
+                  iou_type: str = 'segm',
+                  verbose: bool = False,
+                  fast: bool = True) -> Dict[str, Any]:
+    """AP at IoU 0.5 of detection results, the pycocotools way.
+
+    For ``max_dets`` entry 100, ``COCOeval`` runs with its untouched default
+    parameters and the value is ``E.stats[1]`` after ``summarize()``, i.e.
+    exactly the usual leaderboard number. Any other ``m`` runs with
+    ``params.maxDets = sorted({1, 10, m})`` and the value is the same
+    ``summarize`` formula read at ``maxDets=m`` (equal to ``stats[1]`` for
+    ``m > 10``).
+
+    Args:
+        gt (str | PathLike | dict | COCO): Ground truth (COCO json path, its
+            content, or a ``COCO`` object).
+        results (str | PathLike | list[dict]): Results json path (a list of
+            ``{'image_id', 'category_id', 'score', 'segmentation'}``) or the
+            list itself. An empty list scores 0 (``loadRes`` would crash).
+        max_dets (Sequence[int]): Detection caps (per image and category) to
+            report. Defaults to (100, 1000).
+        iou_type (str): ``'segm'`` or ``'bbox'``. Defaults to ``'segm'``.
+        verbose (bool): Let pycocotools print its progress and summary
+            tables. Defaults to False.
+        fast (bool): Use the vectorised, output-identical matching (see
+            :class:`_FastCOCOeval`); False runs stock ``COCOeval``.
+            Defaults to True.
+
+    Returns:
+        dict: ``'ap50@{m}'`` (float) for every ``m`` in ``max_dets``;
+        ``'per_class'``: {category name: AP50} at ``max(max_dets)``;
+        ``'per_class@{m}'`` the same for every ``m``; ``'num_gt'``:
+        {category name: non-crowd ground-truth count}; ``'num_images'``,
+        ``'num_dets'``, ``'max_dets'``; ``'coco_stats@100'``: the 12
+        ``COCOeval.stats`` of the default run (if 100 is in ``max_dets``);
+        ``'warnings'``: list of str. A class without ground truth gets -1.0
+        (COCO's convention) and is left out of the means.
+
+    Raises:
+        FileNotFoundError: A file does not exist.
+        ValueError: Invalid ground truth or results; the message names the
+            offending file.
+    """
+    if iou_type not in ('segm', 'bbox'):
+        raise ValueError(f"iou_type must be 'segm' or 'bbox', got "
+                         f'{iou_type!r}')
+    max_dets = [int(m) for m in max_dets]
+    if not max_dets or min(max_dets) < 1:
+        raise ValueError(f'max_dets must be positive integers, got '
+                         f'{max_dets}')
+    coco_gt = load_coco_gt(gt, verbose=verbose)
+    dets = load_results(results, coco_gt, iou_type=iou_type)
+
+    messages: List[str] = []
+    zero_ids = [a for a in coco_gt.dataset['annotations'] if a['id'] == 0]
+    if zero_ids:
+        msg = ('the ground truth has an annotation with id 0; pycocotools '
+               'counts a match with it as a miss (a leaderboard using '
+               'pycocotools does the same), so even perfect results score '
+               'below 1.0. Ground-truth annotation ids should start at 1.')
+        messages.append(msg)
+        warnings.warn(msg, stacklevel=2)
+
+    cat_ids = sorted(coco_gt.getCatIds())
+    names: Dict[int, str] = {}
+    for cid in cat_ids:
+        name = str(coco_gt.cats[cid].get('name', cid))
+        if name in names.values():
+            name = f'{name} (id {cid})'
+        names[cid] = name
+    num_gt = {names[cid]: 0 for cid in cat_ids}
+    for a in coco_gt.dataset['annotations']:
+        if a['category_id'] in names and not a.get('iscrowd', 0):
+            num_gt[names[a['category_id']]] += 1
+
+    out: Dict[str, Any] = {}
+    evaluator = _FastCOCOeval if fast else COCOeval
+    for m in sorted(set(max_dets)):
+        with _quiet(verbose):
+            if dets:
+                coco_dt = coco_gt.loadRes([dict(r) for r in dets])
+            else:
+                coco_dt = _empty_dt(coco_gt, verbose)
+            E = evaluator(coco_gt, coco_dt, iou_type)  # noqa: N806
+            if m != 100:
+                E.params.maxDets = sorted({1, 10, m})
+            if verbose:
+                print(f'--- {iou_type} evaluation, maxDets='
+                      f'{E.params.maxDets} ---')
+            E.evaluate()
+            E.accumulate()
+            if m == 100 or verbose:
+                E.summarize()
+        if m == 100:
+            out['ap50@100'] = float(E.stats[1])
+            out['coco_stats@100'] = [float(v) for v in E.stats]
+        else:
+            out[f'ap50@{m}'] = _ap50_from_eval(E, m)
+        catidx = {cid: k for k, cid in enumerate(E.params.catIds)}
+        out[f'per_class@{m}'] = {
+            names[cid]: _ap50_from_eval(E, m, catidx[cid])
+            for cid in cat_ids
+        }
+    out['per_class'] = out[f'per_class@{max(max_dets)}']
+    out['num_gt'] = num_gt
+    out['num_images'] = len(coco_gt.getImgIds())
+    out['num_dets'] = len(dets)
+    out['max_dets'] = sorted(set(max_dets))
+    out['warnings'] = messages
+    return out

@@ -1,0 +1,111 @@
+"""Stack fixes of mmseg_cells.compat, each checked against its failure."""
+import pickle
+import textwrap
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer, MessageHub
+
+import mmseg_cells  # noqa: F401  (applies the fixes)
+from mmseg_cells import compat
+from conftest import run_tool
+
+
+def runner_like_checkpoint(path):
+    """What mmengine's Runner.save_checkpoint stores besides weights."""
+    hub = MessageHub.get_instance('compat_test')
+    for i in range(3):
+        hub.update_scalar('train/loss', np.float64(1.0 / (i + 1)))
+    hub.update_info('iter', 3)
+    ckpt = dict(
+        meta=dict(epoch=1, iter=3, seed=np.int64(0),
+                  dataset_meta=dict(classes=('class1', 'class2'))),
+        state_dict={'w': torch.ones(2)},
+        message_hub=hub.state_dict(),
+        optimizer={'state': {}, 'param_groups': [{'lr': 1e-3}]})
+    torch.save(ckpt, path)
+
+
+def test_runner_checkpoint_needs_and_gets_the_allow_list(tmp_path):
+    path = tmp_path / 'ckpt.pth'
+    runner_like_checkpoint(path)
+    # without mmseg_cells the stock weights_only load fails (fresh process)
+    code = textwrap.dedent(f"""
+        import torch
+        try:
+            torch.load({str(path)!r}, map_location='cpu')
+        except Exception as e:
+            print('FAILED', type(e).__name__)
+        else:
+            print('LOADED')
+        import mmseg_cells
+        ck = torch.load({str(path)!r}, map_location='cpu')
+        hist = ck['message_hub']['log_scalars']['train/loss']
+        print('AFTER', round(float(hist.mean()), 4))
+    """)
+    proc = run_tool(['-c', code])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'FAILED UnpicklingError' in proc.stdout
+    assert 'AFTER 0.6111' in proc.stdout  # mean of 1, 1/2, 1/3
+
+
+def test_weights_only_is_still_enforced(tmp_path):
+    """The allow-list is narrow: arbitrary callables stay forbidden, and
+    the getattr it allows only reaches HistoryBuffer statistics."""
+    class Evil:
+        def __reduce__(self):
+            return (print, ('pwned',))
+
+    path = tmp_path / 'evil.pth'
+    torch.save({'x': Evil()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)
+
+    class SneakyAttr:
+        def __reduce__(self):
+            return (getattr, (np.ndarray, 'tofile'))
+
+    path = tmp_path / 'sneaky.pth'
+    torch.save({'x': SneakyAttr()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='not allowed'):
+        torch.load(path)
+    assert compat._history_buffer_method(HistoryBuffer, 'mean') is \
+        HistoryBuffer.mean
+    with pytest.raises(pickle.UnpicklingError):
+        compat._history_buffer_method(HistoryBuffer, '__init__')
+
+
+FAKE_URL_NAME = 'resnet50-0676ba61.pth'
+
+
+def test_torchvision_scheme_without_torchvision(tmp_path, monkeypatch):
+    with pytest.raises(ImportError):
+        import torchvision  # noqa: F401  (the stack does not ship it)
+    from mmengine.runner.checkpoint import CheckpointLoader
+    hub_dir = tmp_path / 'hub'
+    (hub_dir / 'checkpoints').mkdir(parents=True)
+    torch.save({'conv1.weight': torch.zeros(1)},
+               hub_dir / 'checkpoints' / FAKE_URL_NAME)
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(hub_dir))
+    ckpt = CheckpointLoader.load_checkpoint('torchvision://resnet50',
+                                            map_location='cpu')
+    assert list(ckpt) == ['conv1.weight']
+
+
+def test_torchvision_scheme_offline_message(tmp_path, monkeypatch):
+    import mmengine.runner.checkpoint as ckpt_mod
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError('no network')
+
+    monkeypatch.setattr(ckpt_mod, 'load_url', offline)
+    with pytest.raises(compat.PretrainedWeightsUnavailable) as e:
+        ckpt_mod.CheckpointLoader.load_checkpoint('torchvision://resnet50')
+    msg = str(e.value)
+    assert 'model.backbone.init_cfg.checkpoint=' in msg
+    assert FAKE_URL_NAME in msg and str(tmp_path) in msg
+    with pytest.raises(KeyError, match='unknown torchvision checkpoint'):
+        ckpt_mod.CheckpointLoader.load_checkpoint('torchvision://nonet')
