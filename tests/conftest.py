@@ -35,6 +35,15 @@ def tiny_data_root(tmp_path_factory) -> str:
     return str(root)
 
 
+@pytest.fixture(scope='session')
+def trained_tiny(tmp_path_factory, tiny_data_root):
+    """Work dir of 8 epochs of the tiny config on the tiny dataset (shared;
+    tests that continue training copy it first)."""
+    work_dir = tmp_path_factory.mktemp('trained_tiny')
+    proc = train_tiny(work_dir, tiny_data_root)
+    return str(work_dir), proc
+
+
 def run_tool(args, cwd=REPO, timeout=600, env=None):
     """Run a repo tool with this interpreter; returns CompletedProcess."""
     full_env = dict(os.environ)

@@ -3,11 +3,10 @@ import json
 import os
 import os.path as osp
 import re
+import shutil
 import subprocess
 import sys
 from glob import glob
-
-import pytest
 
 from conftest import TINY_CONFIG, last_checkpoint, run_tool, train_tiny
 
@@ -20,15 +19,8 @@ def scalars(work_dir):
         return [json.loads(line) for line in f if line.strip()]
 
 
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory, tiny_data_root):
-    work_dir = tmp_path_factory.mktemp('train')
-    proc = train_tiny(work_dir, tiny_data_root)
-    return str(work_dir), proc
-
-
-def test_training_lowers_loss_and_reports_segm_ap50(trained):
-    work_dir, proc = trained
+def test_training_lowers_loss_and_reports_segm_ap50(trained_tiny):
+    work_dir, proc = trained_tiny
     records = scalars(work_dir)
     losses = [r['loss'] for r in records if 'loss' in r]
     assert len(losses) == 24  # 8 epochs x 3 iterations (6 images, batch 2)
@@ -44,8 +36,13 @@ def test_training_lowers_loss_and_reports_segm_ap50(trained):
     assert osp.basename(last_checkpoint(work_dir)) == 'epoch_8.pth'
 
 
-def test_resume_continues_from_last_checkpoint(trained, tiny_data_root):
-    work_dir, _ = trained
+def test_resume_continues_from_last_checkpoint(trained_tiny, tiny_data_root,
+                                               tmp_path):
+    work_dir = str(tmp_path / 'resumed')
+    shutil.copytree(trained_tiny[0], work_dir)
+    # last_checkpoint holds an absolute path: point it at the copy
+    with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(work_dir, 'epoch_8.pth'))
     proc = train_tiny(work_dir, tiny_data_root, '--resume', '--cfg-options',
                       'train_cfg.max_epochs=9')
     log = proc.stdout + proc.stderr
@@ -55,8 +52,9 @@ def test_resume_continues_from_last_checkpoint(trained, tiny_data_root):
     assert iters == [25, 26, 27]  # continued, not restarted
 
 
-def test_tools_test_evaluates_checkpoint(trained, tiny_data_root, tmp_path):
-    work_dir, _ = trained
+def test_tools_test_evaluates_checkpoint(trained_tiny, tiny_data_root,
+                                         tmp_path):
+    work_dir, _ = trained_tiny
     ckpt = osp.join(work_dir, 'epoch_8.pth')
     out = tmp_path / 'preds.pkl'
     proc = run_tool([

@@ -1,3 +1,3 @@
-from .predictor import CellPredictor, Detections, tile_grid
+from .predictor import CellPredictor, Detections, predict_tiled, tile_grid
 
-__all__ = ['CellPredictor', 'Detections', 'tile_grid']
+__all__ = ['CellPredictor', 'Detections', 'predict_tiled', 'tile_grid']

@@ -1,6 +1,6 @@
 """Memory-frugal, tiled Mask R-CNN prediction for cell images."""
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -98,6 +98,32 @@ def tile_grid(length: int, tile: int,
         core_e = length if i == len(spans) - 1 else (spans[i + 1][0] + e) // 2
         out.append((s, e, core_s, core_e))
     return out
+
+
+def predict_tiled(predict_fn: Callable[[np.ndarray], Detections],
+                  img: np.ndarray, tile_size: int, tile_overlap: int,
+                  max_per_img: int) -> Detections:
+    """Run ``predict_fn`` on overlapping tiles of ``img`` and merge.
+
+    Each tile's detections are shifted to image coordinates and kept only if
+    their box centre lies in the tile's core (:func:`tile_grid`), so no cell
+    is reported twice; the best ``max_per_img`` by score are returned.
+    """
+    h, w = img.shape[:2]
+    parts = []
+    for ys, ye, cys, cye in tile_grid(h, tile_size, tile_overlap):
+        for xs, xe, cxs, cxe in tile_grid(w, tile_size, tile_overlap):
+            d = predict_fn(np.ascontiguousarray(img[ys:ye, xs:xe]))
+            if not len(d):
+                continue
+            d.bboxes = d.bboxes + np.array([xs, ys, xs, ys], np.float32)
+            cx = (d.bboxes[:, 0] + d.bboxes[:, 2]) / 2
+            cy = (d.bboxes[:, 1] + d.bboxes[:, 3]) / 2
+            inside = (cx >= cxs) & (cx < cxe) & (cy >= cys) & (cy < cye)
+            parts.append(d.select(inside))
+    dets = Detections.concat(parts, h, w)
+    order = np.argsort(-dets.scores, kind='stable')[:max_per_img]
+    return dets.select(order)
 
 
 class CellPredictor:
@@ -276,28 +302,11 @@ class CellPredictor:
         """Predict one RGB ``uint8`` image (H, W, 3) of any size."""
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f'expected an H x W x 3 image, got {rgb.shape}')
-        h, w = rgb.shape[:2]
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        if not self.tile_above or max(h, w) <= self.tile_above:
+        if not self.tile_above or max(rgb.shape[:2]) <= self.tile_above:
             return self._predict_array(bgr)
-        parts = []
-        for ys, ye, cys, cye in tile_grid(h, self.tile_size,
-                                          self.tile_overlap):
-            for xs, xe, cxs, cxe in tile_grid(w, self.tile_size,
-                                              self.tile_overlap):
-                d = self._predict_array(
-                    np.ascontiguousarray(bgr[ys:ye, xs:xe]))
-                if not len(d):
-                    continue
-                d.bboxes += np.array([xs, ys, xs, ys], np.float32)
-                cx = (d.bboxes[:, 0] + d.bboxes[:, 2]) / 2
-                cy = (d.bboxes[:, 1] + d.bboxes[:, 3]) / 2
-                inside = (cx >= cxs) & (cx < cxe) & (cy >= cys) & (cy < cye)
-                parts.append(d.select(inside))
-        dets = Detections.concat(parts, h, w)
-        dets.height, dets.width = h, w
-        order = np.argsort(-dets.scores, kind='stable')[:self.max_per_img]
-        return dets.select(order)
+        return predict_tiled(self._predict_array, bgr, self.tile_size,
+                             self.tile_overlap, self.max_per_img)
 
     # ------------------------------------------------------------------
     def to_coco_results(self, dets: Detections, image_id: int,
@@ -357,4 +366,4 @@ class CellPredictor:
         return maps
 
 
-__all__ = ['CellPredictor', 'Detections', 'tile_grid']
+__all__ = ['CellPredictor', 'Detections', 'predict_tiled', 'tile_grid']

@@ -1,0 +1,135 @@
+"""Write a synthetic data set in the hw3-data-release layout.
+
+Usage (from the repository root, installed or not)::
+
+    python data_converters/make_synthetic.py --out data/synth \
+        [--num-train 30] [--num-test 10] [--seed 0] \
+        [--min-side 96] [--max-side 256] [--max-cells 200] [--overwrite]
+
+Writes ``train/<uuid>/image.tif`` + ``classN.tif``, ``test_release/<uuid>.tif``
+and ``test_image_name_to_ids.json`` into ``--out`` (see
+:mod:`mmseg_cells.data.synthetic`). Refuses with exit status 1 when ``--out``
+exists and is not empty, unless ``--overwrite`` is given; ``--overwrite``
+replaces only what this tool writes (``train/``, ``test_release/`` and the
+JSON file) and leaves anything else in the folder alone.
+"""
+import argparse
+import importlib.util
+import os
+import os.path as osp
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+__all__ = ['main', 'parse_args']
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OUTPUTS = ('train', 'test_release', 'test_image_name_to_ids.json')
+
+
+def _load_synthetic():
+    """Get :mod:`mmseg_cells.data.synthetic` without importing torch/mmdet.
+
+    ``import mmseg_cells`` registers the project's models in MMDetection
+    (imports torch, mmcv and mmdet: seconds, and a failure where they are
+    missing), while the generator needs numpy, OpenCV and tifffile only. So
+    the module file of this checkout is loaded on its own; without a checkout
+    next to the script, the installed package is imported (with the repo
+    root on ``sys.path`` as a last resort).
+    """
+    src = REPO_ROOT / 'mmseg_cells' / 'data' / 'synthetic.py'
+    if src.is_file():
+        name = 'mmseg_cells_synthetic_standalone'
+        spec = importlib.util.spec_from_file_location(name, src)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look the module up
+        spec.loader.exec_module(module)
+        return module
+    try:
+        from mmseg_cells.data import synthetic
+    except ModuleNotFoundError as e:
+        if e.name not in ('mmseg_cells', 'mmseg_cells.data'):
+            raise
+        sys.path.insert(0, str(REPO_ROOT))
+        from mmseg_cells.data import synthetic
+    return synthetic
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not an integer: {text!r}')
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not an integer: {text!r}')
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
+    return value
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Write a synthetic H&E cell data set in the '
+        'hw3-data-release layout.')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--num-train', type=_count, default=30,
+                        help='training images (default 30)')
+    parser.add_argument('--num-test', type=_count, default=10,
+                        help='test images (default 10)')
+    parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument('--min-side', type=_positive_int, default=None,
+                        help='smallest image side (default: real range, 93)')
+    parser.add_argument('--max-side', type=_positive_int, default=None,
+                        help='largest image side (default: real range, 2162)')
+    parser.add_argument('--max-cells', type=_positive_int, default=None,
+                        help='most annotated cells per image')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an earlier synthetic data set in --out')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    out = args.out
+    if osp.exists(out) and not osp.isdir(out):
+        print(f'error: {out} exists and is not a folder', file=sys.stderr)
+        return 1
+    if osp.isdir(out) and os.listdir(out):
+        if not args.overwrite:
+            print(f'error: {out} is not empty; pass --overwrite to replace '
+                  'the synthetic data set in it', file=sys.stderr)
+            return 1
+        for name in OUTPUTS:
+            path = osp.join(out, name)
+            if osp.isdir(path) and not osp.islink(path):
+                shutil.rmtree(path)
+            elif osp.lexists(path):
+                os.remove(path)
+    synthetic = _load_synthetic()
+    start = time.perf_counter()
+    try:
+        summary = synthetic.make_synthetic(
+            out, num_train=args.num_train, num_test=args.num_test,
+            seed=args.seed, min_side=args.min_side, max_side=args.max_side,
+            max_cells=args.max_cells)
+    except (ValueError, FileExistsError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    for line in synthetic.format_summary(summary):
+        print(line)
+    print(f'done in {time.perf_counter() - start:.1f} s')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""tools/predict.py and the tiled, crop-based predictor."""
+import json
+import os.path as osp
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_util
+from pycocotools.coco import COCO
+from scipy import ndimage
+
+from conftest import TINY_CONFIG, run_tool
+from mmseg_cells.apis import Detections, predict_tiled, tile_grid
+from mmseg_cells.data.io import read_instance_map, write_image_tif
+
+
+@pytest.fixture(scope='module')
+def checkpoint(trained_tiny):
+    return osp.join(trained_tiny[0], 'epoch_8.pth')
+
+
+@pytest.fixture(scope='module')
+def predictor(checkpoint):
+    from mmseg_cells.apis import CellPredictor
+    return CellPredictor(TINY_CONFIG, checkpoint, device='cpu',
+                         score_thr=0.05)
+
+
+# --------------------------------------------------------------- tiling
+@pytest.mark.parametrize('length,tile,overlap', [(100, 128, 32),
+                                                 (300, 128, 48),
+                                                 (1000, 256, 64),
+                                                 (257, 128, 100)])
+def test_tile_cores_partition_the_axis(length, tile, overlap):
+    grid = tile_grid(length, tile, overlap)
+    assert grid[0][0] == 0 and grid[-1][1] == length
+    assert all(e - s == min(tile, length) for s, e, _, _ in grid)
+    cores = [(cs, ce) for _, _, cs, ce in grid]
+    assert cores[0][0] == 0 and cores[-1][1] == length
+    assert all(a[1] == b[0] for a, b in zip(cores, cores[1:]))
+    # each core keeps >= overlap/2 of context inside its tile
+    for s, e, cs, ce in grid:
+        assert cs - s >= (overlap // 2 if s > 0 else 0)
+        assert e - ce >= (overlap // 2 if e < length else 0)
+
+
+def blob_detector(img: np.ndarray) -> Detections:
+    """A stand-in model: every dark connected blob is one detection."""
+    dark = img[..., 0] < 100
+    labels, n = ndimage.label(dark)
+    boxes, probs = [], []
+    for i, sl in enumerate(ndimage.find_objects(labels), 1):
+        ys, xs = sl
+        boxes.append([xs.start, ys.start, xs.stop, ys.stop])
+        crop = (labels[sl] == i).astype(np.float32)
+        zy, zx = 28 / crop.shape[0], 28 / crop.shape[1]
+        probs.append(ndimage.zoom(crop, (zy, zx), order=0)[:28, :28])
+    h, w = img.shape[:2]
+    if not boxes:
+        return Detections.empty(h, w)
+    return Detections(np.array(boxes, np.float32), np.linspace(
+        0.9, 0.5, n).astype(np.float32), np.zeros(n, np.int64),
+        np.stack(probs), h, w)
+
+
+def test_cell_crossing_tile_border_is_predicted_once():
+    rng = np.random.default_rng(0)
+    h, w, tile, overlap = 300, 340, 128, 48
+    img = np.full((h, w, 3), 230, np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    # on core boundaries (104, 184, 206/250) and tile edges (128, 208)
+    centres = [(cy, cx) for cy in (30, 104, 128, 184, 206, 260)
+               for cx in (30, 104, 128, 184, 250, 310)]
+    truth = []
+    for cy, cx in centres:
+        r = rng.integers(5, 10)
+        disc = (yy - cy)**2 + (xx - cx)**2 <= r * r
+        img[disc] = 40
+        ys, xs = np.nonzero(disc)
+        truth.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    # the layout really crosses tile borders
+    borders = {s for s, _, _, _ in tile_grid(w, tile, overlap)} | {
+        e for _, e, _, _ in tile_grid(w, tile, overlap)}
+    assert any(b[0] < x < b[2] for b in truth for x in borders)
+    dets = predict_tiled(blob_detector, img, tile, overlap, 1000)
+    got = sorted(map(tuple, dets.bboxes.astype(int).tolist()))
+    assert got == sorted(map(tuple, truth))
+    untiled = blob_detector(img)
+    assert len(untiled) == len(dets) == len(centres)
+
+
+# ------------------------------------------------------ the real model
+def test_crop_pasting_matches_stock_mmdet(predictor):
+    """Same boxes, scores and masks as mmdet's inference_detector (which
+    pastes full-image masks), on an image from the tiny dataset."""
+    import torch
+    from mmdet.apis import inference_detector
+    rng = np.random.default_rng(1)
+    rgb = np.full((150, 170, 3), (225, 170, 205), np.uint8)
+    yy, xx = np.mgrid[:150, :170]
+    for _ in range(25):
+        cy, cx, r = rng.integers(10, 140), rng.integers(10, 160), \
+            rng.integers(5, 10)
+        rgb[(yy - cy)**2 + (xx - cx)**2 <= r * r] = (90, 40, 120)
+    dets = predictor.predict(rgb)
+    assert len(dets) > 0
+    model = predictor.model
+    stock = inference_detector(model, rgb[..., ::-1].copy())
+    inst = stock.pred_instances
+    assert torch.allclose(inst.bboxes, torch.from_numpy(dets.bboxes),
+                          atol=1e-3)
+    assert np.allclose(inst.scores.numpy(), dets.scores)
+    ours = np.zeros((len(dets), 150, 170), bool)
+    for i, crop, x0, y0 in dets.iter_masks(predictor.mask_thr):
+        ours[i, y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
+    assert (ours != inst.masks.numpy()).sum() <= 0.001 * ours.size
+
+
+def test_tiny_image_and_no_detections(predictor):
+    rgb = np.full((33, 35, 3), 200, np.uint8)
+    dets = predictor.predict(rgb)
+    assert dets.height == 33 and dets.width == 35
+    res = predictor.to_coco_results(dets.select(np.zeros(len(dets), bool)),
+                                    7)
+    assert res == []
+    assert predictor.label_maps(dets.select(np.zeros(len(dets),
+                                                     bool))) == {}
+
+
+def test_label_maps_resolve_overlaps_by_score(predictor):
+    prob = np.ones((2, 28, 28), np.float32)
+    dets = Detections(
+        np.array([[0, 0, 10, 10], [5, 5, 15, 15]], np.float32),
+        np.array([0.3, 0.9], np.float32), np.array([1, 1]), prob, 20, 20)
+    maps = predictor.label_maps(dets)
+    assert list(maps) == [1]
+    m = maps[1]
+    assert m.dtype == np.float64 and m.shape == (20, 20)
+    # the overlap belongs to the higher score (id 2 after renumbering)
+    assert m[7, 7] == 2 and m[2, 2] == 1 and m[17, 17] == 0
+    assert set(np.unique(m)) == {0, 1, 2}
+
+
+# ---------------------------------------------------------- the tool
+@pytest.fixture(scope='module')
+def predicted(checkpoint, tiny_data_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp('pred')
+    proc = run_tool([
+        'tools/predict.py', TINY_CONFIG, checkpoint, '--data-root',
+        tiny_data_root, '--out-dir',
+        str(out), '--save-label-maps', '--save-overlays', '--score-thr',
+        '0.05'
+    ])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_results_load_with_pycocotools_and_keep_ids(predicted,
+                                                    tiny_data_root):
+    gt = COCO(osp.join(tiny_data_root, 'annotations', 'test.json'))
+    with open(predicted / 'test-results.json') as f:
+        results = json.load(f)
+    assert results, 'the tiny model should detect something'
+    dt = gt.loadRes(str(predicted / 'test-results.json'))
+    assert set(dt.getImgIds()) <= set(gt.getImgIds())
+    with open(osp.join(tiny_data_root, 'test_image_name_to_ids.json')) as f:
+        listing = {e['id']: e for e in json.load(f)}
+    for r in results:
+        assert isinstance(r['segmentation']['counts'], str)
+        e = listing[r['image_id']]
+        assert r['segmentation']['size'] == [e['height'], e['width']]
+        assert 1 <= r['category_id'] <= 4 and len(r['bbox']) == 4
+    with zipfile.ZipFile(predicted / 'submission.zip') as z:
+        assert z.namelist() == ['test-results.json']
+        assert json.loads(z.read('test-results.json')) == results
+
+
+def test_label_maps_round_trip_through_converter(predicted, tiny_data_root):
+    from mmseg_cells.data.hw3_coco import convert_image_dir
+    from mmseg_cells.data.io import read_image
+    with open(predicted / 'test-results.json') as f:
+        results = json.load(f)
+    with open(osp.join(tiny_data_root, 'test_image_name_to_ids.json')) as f:
+        listing = json.load(f)
+    for entry in listing:
+        stem = osp.splitext(entry['file_name'])[0]
+        folder = predicted / 'label_maps' / stem
+        assert (predicted / 'overlays' / f'{stem}.png').is_file()
+        mine = [r for r in results if r['image_id'] == entry['id']]
+        files = sorted(p.name for p in folder.glob('class*.tif'))
+        assert files == sorted({f'class{r["category_id"]}.tif'
+                                for r in mine}) or not mine
+        # owner of each pixel: the highest-scoring result covering it
+        h, w = entry['height'], entry['width']
+        expect = {}
+        owner = np.full((h, w), -1)
+        for i in np.argsort([r['score'] for r in mine], kind='stable'):
+            owner[mask_util.decode(mine[i]['segmentation']) > 0] = i
+        for i, r in enumerate(mine):
+            m = owner == i
+            if m.any():
+                expect.setdefault(r['category_id'], []).append(m)
+        # the converter reads the label maps back as these instances
+        sample = predicted / 'rt' / 'train' / stem
+        shutil.copytree(folder, sample)
+        write_image_tif(sample / 'image.tif', read_image(
+            osp.join(tiny_data_root, 'test_release', entry['file_name'])))
+        conv = convert_image_dir(sample, predicted / 'rt')
+        got = {}
+        for a in conv['annotations']:
+            got.setdefault(a['category_id'], []).append(
+                mask_util.decode(a['segmentation']) > 0)
+        assert sorted(got) == sorted(expect)
+        for cat in expect:
+            key = lambda m: tuple(np.argwhere(m)[0])  # noqa: E731
+            assert len(got[cat]) == len(expect[cat])
+            for a, b in zip(sorted(got[cat], key=key),
+                            sorted(expect[cat], key=key)):
+                assert np.array_equal(a, b)
+            ids = read_instance_map(folder / f'class{cat}.tif')
+            assert ids.max() == len(expect[cat])
+
+
+def test_failed_image_is_reported_and_others_kept(checkpoint, tiny_data_root,
+                                                 tmp_path):
+    root = tmp_path / 'data'
+    shutil.copytree(osp.join(tiny_data_root, 'test_release'),
+                    root / 'test_release')
+    shutil.copy(osp.join(tiny_data_root, 'test_image_name_to_ids.json'),
+                root)
+    with open(root / 'test_image_name_to_ids.json') as f:
+        listing = json.load(f)
+    bad = root / 'test_release' / listing[0]['file_name']
+    bad.write_bytes(b'II*\x00 truncated')
+    out = tmp_path / 'out'
+    proc = run_tool([
+        'tools/predict.py', TINY_CONFIG, checkpoint, '--data-root',
+        str(root), '--out-dir',
+        str(out), '--score-thr', '0.05'
+    ])
+    assert proc.returncode == 1
+    assert str(bad) in proc.stderr
+    with open(out / 'test-results.json') as f:
+        results = json.load(f)
+    assert {r['image_id'] for r in results} <= {listing[1]['id']}
+    assert not list(out.glob('.*.tmp'))
+
+
+def test_no_detections_give_empty_results(checkpoint, tiny_data_root,
+                                          tmp_path):
+    proc = run_tool([
+        'tools/predict.py', TINY_CONFIG, checkpoint, '--data-root',
+        tiny_data_root, '--out-dir',
+        str(tmp_path), '--score-thr', '1.01'
+    ])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(tmp_path / 'test-results.json') as f:
+        assert json.load(f) == []
+
+
+def test_images_folder_mode_assigns_ids(checkpoint, tiny_data_root,
+                                        tmp_path):
+    proc = run_tool([
+        'tools/predict.py', TINY_CONFIG, checkpoint, '--images',
+        osp.join(tiny_data_root, 'test_release'), '--out-dir',
+        str(tmp_path)
+    ])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(tmp_path / 'image_name_to_ids.json') as f:
+        mapping = json.load(f)
+    assert [m['id'] for m in mapping] == [1, 2]
+    assert [m['file_name'] for m in mapping] == sorted(
+        m['file_name'] for m in mapping)
+    missing = run_tool([
+        'tools/predict.py', TINY_CONFIG, checkpoint, '--data-root',
+        str(tmp_path / 'nowhere'), '--out-dir',
+        str(tmp_path / 'o2')
+    ])
+    assert missing.returncode == 1
+    assert 'test_image_name_to_ids.json: not found' in missing.stderr

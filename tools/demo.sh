@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The main job end to end (called by `make demo`):
+#   generate (or link real data) -> convert -> train -> evaluate -> predict -> curves
+# DATA=/path/to/hw3-data-release runs the same flow on real data (read-only:
+# it is linked, never written). OUT (default demo_out) receives everything.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"
+OUT="$(mkdir -p "${OUT:-demo_out}" && cd "${OUT:-demo_out}" && pwd)"
+DATA="${DATA:-}"
+CONFIG="${CONFIG:-$ROOT/configs/demo/cbam_mask_rcnn_demo.py}"
+# demo dataset size (synthetic): images of 128-320 px, H&E-like
+NUM_TRAIN="${NUM_TRAIN:-48}"
+NUM_TEST="${NUM_TEST:-8}"
+cd "$ROOT"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
+start=$(date +%s)
+step() { printf '\n==== [%4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
+
+DATA_ROOT="$OUT/data"
+if [[ -z "$DATA" ]]; then
+  step "1/6 synthetic hw3 dataset -> $DATA_ROOT"
+  rm -rf "$DATA_ROOT"
+  "$PY" data_converters/make_synthetic.py --out "$DATA_ROOT" --num-train "$NUM_TRAIN" \
+    --num-test "$NUM_TEST" --seed 0 --min-side 128 --max-side 320
+else
+  step "1/6 real data $DATA (linked into $DATA_ROOT, not modified)"
+  [[ -d "$DATA/train" ]] || { echo "error: $DATA/train: not found (expected the hw3-data-release layout)" >&2; exit 1; }
+  rm -rf "$DATA_ROOT"; mkdir -p "$DATA_ROOT"
+  DATA_ABS="$(cd "$DATA" && pwd)"
+  for entry in train test_release test_image_name_to_ids.json; do
+    [[ -e "$DATA_ABS/$entry" ]] && ln -s "$DATA_ABS/$entry" "$DATA_ROOT/$entry"
+  done
+fi
+
+step "2/6 convert to COCO -> $DATA_ROOT/annotations"
+"$PY" data_converters/hw3_to_coco.py --data-root "$DATA_ROOT" --out-dir "$DATA_ROOT/annotations" \
+  --val-ratio 0.2 --seed 0
+
+WORK="$OUT/work_dir"
+step "3/6 train $(basename "$CONFIG") -> $WORK"
+rm -rf "$WORK"
+"$PY" tools/train.py "$CONFIG" --data-root "$DATA_ROOT" --work-dir "$WORK"
+CKPT="$(ls "$WORK"/best_coco_segm_mAP_50_epoch_*.pth | tail -n 1)"
+
+step "4/6 evaluate $CKPT on val (segm AP50 = coco/segm_mAP_50)"
+"$PY" tools/test.py "$CONFIG" "$CKPT" --data-root "$DATA_ROOT" --work-dir "$WORK/test" 2>&1 \
+  | tee "$WORK/test.log" | grep -E "segm_mAP_copypaste|coco/segm_mAP_50|^\| class" || true
+
+step "5/6 predict test images -> $OUT/predictions"
+"$PY" tools/predict.py "$CONFIG" "$CKPT" --data-root "$DATA_ROOT" --out-dir "$OUT/predictions" \
+  --save-label-maps --save-overlays
+
+step "6/6 training curves -> $WORK/curves"
+"$PY" tools/plot_curves.py "$WORK"
+
+ap50="$(grep -oE 'coco/segm_mAP_50: [0-9.]+' "$WORK/test.log" | tail -n 1 | awk '{print $2}')"
+step "done: val segm AP50 ${ap50:-?}, $(( $(date +%s) - start )) s"
+echo "demo outputs: $OUT"
