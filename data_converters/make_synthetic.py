@@ -14,7 +14,6 @@ replaces only what this tool writes (``train/``, ``test_release/`` and the
 JSON file) and leaves anything else in the folder alone.
 """
 import argparse
-import importlib.util
 import os
 import os.path as osp
 import shutil
@@ -23,37 +22,18 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+
 __all__ = ['main', 'parse_args']
+
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ('train', 'test_release', 'test_image_name_to_ids.json')
 
 
 def _load_synthetic():
-    """Get :mod:`mmseg_cells.data.synthetic` without importing torch/mmdet.
-
-    ``import mmseg_cells`` registers the project's models in MMDetection
-    (imports torch, mmcv and mmdet: seconds, and a failure where they are
-    missing), while the generator needs numpy, OpenCV and tifffile only. So
-    the module file of this checkout is loaded on its own; without a checkout
-    next to the script, the installed package is imported (with the repo
-    root on ``sys.path`` as a last resort).
-    """
-    src = REPO_ROOT / 'mmseg_cells' / 'data' / 'synthetic.py'
-    if src.is_file():
-        name = 'mmseg_cells_synthetic_standalone'
-        spec = importlib.util.spec_from_file_location(name, src)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look the module up
-        spec.loader.exec_module(module)
-        return module
-    try:
-        from mmseg_cells.data import synthetic
-    except ModuleNotFoundError as e:
-        if e.name not in ('mmseg_cells', 'mmseg_cells.data'):
-            raise
-        sys.path.insert(0, str(REPO_ROOT))
-        from mmseg_cells.data import synthetic
+    """:mod:`mmseg_cells.data.synthetic`, from this checkout if not installed."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from mmseg_cells.data import synthetic
     return synthetic
 
 

@@ -6,7 +6,7 @@ complete mmdet anchor grid.
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 import subprocess
@@ -19,23 +19,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_module():
-    """Load ``mmseg_cells/analysis/cell_stats.py`` from its file.
-
-    Equivalent to ``from mmseg_cells.analysis import cell_stats`` but skips
-    the package ``__init__`` (which imports torch and mmdet, seconds), so this
-    test stays fast and runs without the deep-learning stack.
-    """
-    name = '_test_mmseg_cells_cell_stats'
-    path = REPO_ROOT / 'mmseg_cells' / 'analysis' / 'cell_stats.py'
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_cs = _load_module()
+_cs = importlib.import_module('mmseg_cells.analysis.cell_stats')
 anchor_recall = _cs.anchor_recall
 box_stats = _cs.box_stats
 capped_recall = _cs.capped_recall

@@ -222,8 +222,8 @@ def test_label_maps_round_trip_through_converter(predicted, tiny_data_root):
             assert ids.max() == len(expect[cat])
 
 
-def test_failed_image_is_reported_and_others_kept(checkpoint, tiny_data_root,
-                                                 tmp_path):
+def test_failed_image_is_reported_and_others_kept(checkpoint,
+                                                  tiny_data_root, tmp_path):
     root = tmp_path / 'data'
     shutil.copytree(osp.join(tiny_data_root, 'test_release'),
                     root / 'test_release')

@@ -4,7 +4,7 @@ The generator module is loaded from its file (like ``tools/eval_ap50.py``
 does) so that these tests do not import torch / mmdet through the package
 ``__init__`` and stay fast (a few seconds in total).
 """
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -22,17 +22,7 @@ LZW = 5  # TIFF compression tag value
 OUTPUTS = {'train', 'test_release', 'test_image_name_to_ids.json'}
 
 
-def _load_module():
-    name = '_test_mmseg_cells_synthetic'
-    path = REPO_ROOT / 'mmseg_cells' / 'data' / 'synthetic.py'
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_syn = _load_module()
+_syn = importlib.import_module('mmseg_cells.data.synthetic')
 make_synthetic = _syn.make_synthetic
 sample_image_size = _syn.sample_image_size
 synthesize_sample = _syn.synthesize_sample

@@ -12,37 +12,19 @@ file, invalid JSON, wrong structure). Runs from a source checkout without
 installation.
 """
 import argparse
-import importlib.util
 import sys
 import warnings
 from pathlib import Path
 from typing import Callable, List, Optional
 
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _import_evaluate_ap50() -> Callable:
-    """Get ``evaluate_ap50`` without importing torch or mmdet.
-
-    ``import mmseg_cells`` registers the project's models in MMDetection and
-    therefore imports torch, mmcv and mmdet (seconds, and a hard failure
-    where they are missing or broken), while the evaluator itself only needs
-    numpy and pycocotools. So the module file of this checkout is loaded on
-    its own; without a checkout next to the script, the installed package
-    is imported (with the repo root on ``sys.path`` as a last resort).
-    """
-    src = REPO_ROOT / 'mmseg_cells' / 'evaluation' / 'ap50.py'
-    if src.is_file():
-        spec = importlib.util.spec_from_file_location(
-            'mmseg_cells_eval_ap50_standalone', src)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.evaluate_ap50
-    try:
-        from mmseg_cells.evaluation.ap50 import evaluate_ap50
-    except ImportError:
-        sys.path.insert(0, str(REPO_ROOT))
-        from mmseg_cells.evaluation.ap50 import evaluate_ap50
+    """``evaluate_ap50``, from this checkout if the package is not installed."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from mmseg_cells.evaluation.ap50 import evaluate_ap50
     return evaluate_ap50
 
 

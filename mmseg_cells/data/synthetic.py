@@ -532,8 +532,8 @@ def _render(rng: np.random.Generator, h: int, w: int, cells: List[_Cell],
         0.7 + 0.6 * _smooth_noise(rng, h, w, 40.0), 0, 1.5)
     # cytoplasm haze around nuclei and a pale retraction halo
     cyto = np.clip(cv2.GaussianBlur(alpha, (0, 0), 4.0) * 1.8, 0, 1)
-    cyto *= rng.uniform(0.3, 0.7) * np.clip(1 + 0.5 * mid + 0.3 * fine, 0,
-                                              None)
+    cyto *= rng.uniform(0.3, 0.7) * np.clip(
+        1 + 0.5 * mid + 0.3 * fine, 0, None)
     halo = np.clip(cv2.GaussianBlur(alpha, (0, 0), 2.0) - alpha, 0, 1)
     keep = (1 - alpha) * (1 - rng.uniform(1.0, 1.8) * halo)
     keep = np.clip(keep, 0, 1)

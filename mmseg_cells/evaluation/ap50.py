@@ -355,8 +355,9 @@ def _ap50_from_eval(E: COCOeval, max_det: int,  # noqa: N803
     aind = [i for i, lbl in enumerate(p.areaRngLbl) if lbl == 'all']
     mind = [i for i, m in enumerate(p.maxDets) if m == max_det]
     s = E.eval['precision'][t]
-    s = s[:, :, :, aind, mind] if k is None else s[:, :, [k]][:, :, :, aind,
-                                                                mind]
+    if k is not None:
+        s = s[:, :, [k]]
+    s = s[:, :, :, aind, mind]
     valid = s[s > -1]
     return float(np.mean(valid)) if valid.size else -1.0
 

@@ -46,8 +46,7 @@ def check_annotation_files(cfg: Config, loaders=_LOADERS) -> None:
         if ds is None or not ds.get('ann_file'):
             continue
         ann = ds['ann_file']
-        path = ann if osp.isabs(ann) else osp.join(ds.get('data_root', ''),
-                                                    ann)
+        path = osp.join(ds.get('data_root', ''), ann)  # ann may be absolute
         if not osp.isfile(path):
             root = ds.get('data_root', '<data_root>')
             raise FileNotFoundError(

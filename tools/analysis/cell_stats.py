@@ -15,31 +15,22 @@ imported, with the repository root put on ``sys.path`` as a fallback.
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
 
+
 __all__ = ['load_cell_stats', 'main']
+
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULE_FILE = REPO_ROOT / 'mmseg_cells' / 'analysis' / 'cell_stats.py'
 
 
 def load_cell_stats() -> ModuleType:
-    """Return the ``cell_stats`` module without importing torch/mmdet."""
-    if MODULE_FILE.is_file():
-        name = '_mmseg_cells_cell_stats'
-        spec = importlib.util.spec_from_file_location(name, MODULE_FILE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-    try:
-        from mmseg_cells.analysis import cell_stats
-    except ImportError:
-        sys.path.insert(0, str(REPO_ROOT))
-        from mmseg_cells.analysis import cell_stats
+    """The ``cell_stats`` module, from this checkout if not installed."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from mmseg_cells.analysis import cell_stats
     return cell_stats
 
 

@@ -12,7 +12,6 @@ class3 cyan, class4 magenta). Needs numpy, tifffile and OpenCV only.
 """
 import argparse
 import glob
-import importlib.util
 import os
 import os.path as osp
 import sys
@@ -23,30 +22,25 @@ import cv2
 import numpy as np
 import tifffile
 
+
 __all__ = ['compare', 'load_real', 'overlay', 'main']
+
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_synthesize_sample():
-    """``mmseg_cells.data.synthetic.synthesize_sample`` without importing the
-    package ``__init__`` (torch, mmdet): the module file of this checkout is
-    loaded on its own, else the installed package is used."""
-    src = REPO_ROOT / 'mmseg_cells' / 'data' / 'synthetic.py'
-    if src.is_file():
-        name = 'mmseg_cells_synthetic_standalone'
-        spec = importlib.util.spec_from_file_location(name, src)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module.synthesize_sample
+    """``synthesize_sample``, from this checkout if not installed."""
+    sys.path.insert(0, str(REPO_ROOT))
     from mmseg_cells.data.synthetic import synthesize_sample
     return synthesize_sample
 
 
 synthesize_sample = _load_synthesize_sample()
 
-DEFAULT_REAL_DIR = '/work/shared/data/hw3_sample/train/sample'
+
+DEFAULT_REAL_DIR = str(REPO_ROOT.parent / 'shared' / 'data' / 'hw3_sample' /
+                       'train' / 'sample')
 CLASS_COLOURS = {
     1: (0, 255, 0),
     2: (255, 255, 0),
