@@ -486,6 +486,19 @@ def test_test_json_size_mismatch_and_missing(tmp_path):
         convert(root, out)
 
 
+def test_incomplete_test_part_warns_and_skips_test_json(tmp_path):
+    """The real shared sample has the listing but no test_release/."""
+    root = tmp_path / 'data'
+    _good_root(root, 2)
+    (root / 'test_image_name_to_ids.json').write_text(json.dumps(
+        [{'file_name': 'x.tif', 'id': 1, 'height': 10, 'width': 12}]))
+    with pytest.warns(HW3DataWarning, match='test part is incomplete'):
+        stats = convert(root, tmp_path / 'out')
+    assert not (tmp_path / 'out' / 'test.json').exists()
+    assert (tmp_path / 'out' / 'train.json').exists()
+    assert not stats['num_test_images']
+
+
 # ------------------------------------------------------------ parallel path
 def test_process_pool_matches_in_process(tmp_path):
     root = tmp_path / 'data'

@@ -395,7 +395,14 @@ def split_train_val(image_classes: Mapping[str, Collection[int]],
 def _load_test_list(data_root: Path) -> Optional[List[Dict[str, Any]]]:
     """Read and validate ``test_image_name_to_ids.json`` (None if absent)."""
     list_path = data_root / 'test_image_name_to_ids.json'
-    if not list_path.exists():
+    test_dir = data_root / 'test_release'
+    if not list_path.exists() or not test_dir.is_dir():
+        if list_path.exists() or test_dir.is_dir():
+            present, missing = ((list_path, test_dir) if list_path.exists()
+                                else (test_dir, list_path))
+            warnings.warn(
+                f'{present}: found without {missing.name}; the test part is '
+                'incomplete, test.json is not written', HW3DataWarning)
         return None
     try:
         with open(list_path, encoding='utf-8') as f:
