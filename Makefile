@@ -12,7 +12,7 @@ install: $(STAMP)
 
 # Reinstalls (idempotently, seconds with the cached mmcv wheel) when the
 # dependency set or the installer changes.
-$(STAMP): pyproject.toml tools/install.sh
+$(STAMP): pyproject.toml tools/install.sh requirements/constraints.txt
 	bash tools/install.sh
 
 demo: $(STAMP)

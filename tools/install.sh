@@ -44,11 +44,12 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip)
+CONSTRAINTS=(-c "$ROOT/requirements/constraints.txt")  # the tested versions
 VPY="$VENV/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 log "build tools (setuptools<82: mmcv's setup.py and mmengine import pkg_resources)"
-"${PIP[@]}" install -q "pip>=24,<26" "setuptools>=64,<82" wheel ninja "numpy>=2,<3"
+"${PIP[@]}" install -q "pip>=24,<26" "setuptools>=64,<82" wheel ninja "numpy>=2,<3" "${CONSTRAINTS[@]}"
 
 log "torch==$TORCH_VERSION"
 "${PIP[@]}" install -q "torch==$TORCH_VERSION"
@@ -104,12 +105,12 @@ else
 fi
 
 log "mmcv/mmengine/mmdet runtime dependencies"
-"${PIP[@]}" install -q addict packaging Pillow pyyaml yapf rich termcolor "opencv-python>=4.9,<6" \
-  "mmengine==0.10.7"
+"${PIP[@]}" install -q "${CONSTRAINTS[@]}" addict packaging Pillow pyyaml yapf rich termcolor \
+  "opencv-python>=4.9,<6" "mmengine==0.10.7"
 "${PIP[@]}" install -q --no-deps "mmdet==3.3.0"
 
 log "mmseg_cells (editable) and test dependencies"
-"${PIP[@]}" install -q --no-build-isolation -e "$ROOT[tests]"
+"${PIP[@]}" install -q "${CONSTRAINTS[@]}" --no-build-isolation -e "$ROOT[tests]"
 
 log "checking that mmcv.ops run"
 "$VPY" - <<'PY' || die "mmcv was installed without working ops (delete the cached wheel in $WHEEL_DIR and rerun)"
