@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 from mmseg_cells.data.hw3_coco import (HW3DataWarning, convert_hw3,
-                                       crop_to_rle, format_summary,
+                                       format_summary,
                                        instances_from_class_maps,
                                        split_train_val)
 from mmseg_cells.data.io import (DataFormatError, write_image_tif,
@@ -126,23 +126,6 @@ def test_real_sample_roundtrip(tmp_path):
 
 
 # --------------------------------------------------------------- RLE / core
-def test_crop_to_rle_matches_pycocotools():
-    rng = np.random.default_rng(1)
-    for trial in range(300):
-        H, W = rng.integers(1, 12, size=2)
-        full = np.zeros((H, W), bool)
-        y0, x0 = rng.integers(0, H), rng.integers(0, W)
-        h, w = rng.integers(1, H - y0 + 1), rng.integers(1, W - x0 + 1)
-        if trial % 3 == 0:  # full-height crops: runs join across columns
-            y0, h = 0, H
-        crop = rng.random((h, w)) < 0.6
-        full[y0:y0 + h, x0:x0 + w] = crop
-        ref = mask_util.encode(np.asfortranarray(full.astype(np.uint8)))
-        got = crop_to_rle(crop, int(y0), int(x0), (int(H), int(W)))
-        assert got['size'] == [H, W]
-        assert got['counts'] == ref['counts'].decode(), (trial, full)
-
-
 def test_instances_from_class_maps():
     a = np.zeros((10, 10), np.int64)
     a[1:3, 2:5] = 7

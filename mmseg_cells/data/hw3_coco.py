@@ -44,16 +44,16 @@ from typing import (Any, Collection, Dict, List, Mapping, Optional, Sequence,
                     Tuple, Union)
 
 import numpy as np
-import pycocotools.mask as mask_util
 from scipy import ndimage
 
+from mmseg_cells.evaluation.rle import encode_crop_rle
 from mmseg_cells.utils.atomic import atomic_write_json
 from .io import (CLASS_NAMES, DataFormatError, find_class_files, read_image,
                  read_image_size, read_instance_map)
 
 __all__ = [
     'CATEGORIES', 'HW3DataWarning', 'Instance', 'convert_hw3',
-    'convert_image_dir', 'crop_to_rle', 'encode_instances', 'format_summary',
+    'convert_image_dir', 'encode_instances', 'format_summary',
     'instances_from_class_maps', 'split_train_val'
 ]
 
@@ -176,54 +176,6 @@ def instances_from_class_maps(
     return instances
 
 
-def _crop_rle_counts(crop: np.ndarray, y0: int, x0: int, height: int,
-                     width: int) -> np.ndarray:
-    """Uncompressed COCO RLE counts of a crop placed at ``(y0, x0)`` in an
-    ``height x width`` image, computed from the crop only."""
-    h, w = crop.shape
-    total = height * width
-    # One row per image column (COCO RLE is column-major), padded by a zero
-    # above and below so that no run crosses a column in this buffer.
-    padded = np.zeros((w, h + 2), dtype=np.int8)
-    padded[:, 1:-1] = crop.T
-    diff = np.diff(padded.ravel())
-    starts = np.flatnonzero(diff == 1) + 1
-    ends = np.flatnonzero(diff == -1) + 1
-    if starts.size == 0:
-        return np.array([total], dtype=np.int64)
-    col = starts // (h + 2)
-    base = (x0 + col) * height + y0 - 1
-    fs = base + starts % (h + 2)
-    fe = base + ends % (h + 2)
-    # Runs at the bottom of one column and the top of the next are adjacent
-    # in the full image when the crop spans the full height: merge them.
-    if fs.size > 1:
-        new = fs[1:] != fe[:-1]
-        fs = np.concatenate([fs[:1], fs[1:][new]])
-        fe = np.concatenate([fe[:-1][new], fe[-1:]])
-    counts = np.empty(2 * fs.size, dtype=np.int64)
-    counts[0] = fs[0]
-    counts[2::2] = fs[1:] - fe[:-1]
-    counts[1::2] = fe - fs
-    if fe[-1] < total:
-        counts = np.append(counts, total - fe[-1])
-    return counts
-
-
-def crop_to_rle(crop: np.ndarray, y0: int, x0: int,
-                image_shape: Tuple[int, int]) -> Dict[str, Any]:
-    """Encode a bool crop at ``(y0, x0)`` as COCO compressed RLE of the full
-    image (``{'size': [H, W], 'counts': str}``), identical to
-    ``pycocotools.mask.encode`` of the full mask but O(crop size)."""
-    height, width = int(image_shape[0]), int(image_shape[1])
-    counts = _crop_rle_counts(crop, y0, x0, height, width)
-    rle = mask_util.frPyObjects({
-        'size': [height, width],
-        'counts': counts
-    }, height, width)
-    return {'size': [height, width], 'counts': rle['counts'].decode('ascii')}
-
-
 def encode_instances(instances: Sequence[Instance]) -> List[Dict[str, Any]]:
     """COCO annotation fields (without ``id``/``image_id``) for instances:
     ``category_id``, ``segmentation`` (compressed RLE, ``counts`` str),
@@ -231,24 +183,14 @@ def encode_instances(instances: Sequence[Instance]) -> List[Dict[str, Any]]:
     if not instances:
         return []
     height, width = instances[0].image_shape
-    uncompressed = [{
-        'size': [height, width],
-        'counts': _crop_rle_counts(inst.mask, inst.y0, inst.x0, height, width)
+    return [{
+        'category_id': inst.category_id,
+        'segmentation': encode_crop_rle(inst.mask, inst.x0, inst.y0, height,
+                                        width),
+        'area': inst.area,
+        'bbox': inst.bbox,
+        'iscrowd': 0,
     } for inst in instances]
-    rles = mask_util.frPyObjects(uncompressed, height, width)
-    anns = []
-    for inst, rle in zip(instances, rles):
-        anns.append({
-            'category_id': inst.category_id,
-            'segmentation': {
-                'size': [height, width],
-                'counts': rle['counts'].decode('ascii')
-            },
-            'area': inst.area,
-            'bbox': inst.bbox,
-            'iscrowd': 0,
-        })
-    return anns
 
 
 def convert_image_dir(image_dir: PathLike,
