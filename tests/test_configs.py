@@ -73,5 +73,8 @@ def test_main_config_recipe():
     assert cfg.model.test_cfg.rcnn.score_thr <= 0.01
     assert cfg.model.rpn_head.anchor_generator.octave_base_scale == 4
     assert cfg.model.backbone.plugins[0].position == 'after_conv3'
-    loader = cfg.train_dataloader.dataset.pipeline[0]
-    assert loader.type == 'LoadCellImageFromFile'
+    train = [t.type for t in cfg.train_dataloader.dataset.pipeline]
+    assert train[:2] == ['LoadCellImageFromFile', 'LoadCellAnnotations']
+    test = cfg.test_dataloader.dataset.pipeline
+    assert test[0].type == 'LoadCellImageFromFile'
+    assert not any(t.get('with_mask') for t in test)

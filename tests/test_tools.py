@@ -51,6 +51,21 @@ def test_browse_dataset_draws_ground_truth(tiny_data_root, tmp_path):
     first = next(i for i in train['images'] if i['file_name'].split('/')[1]
                  == pngs[0].stem)
     assert img.shape[:2] == (first['height'], first['width'])
+    # the training pipeline's view (compact crop masks, flips, x1.5)
+    aug = tmp_path / 'aug'
+    proc = run_tool([
+        'tools/browse_dataset.py', TINY_CONFIG, '--data-root',
+        tiny_data_root, '--output-dir',
+        str(aug), '--max-images', '1', '--augment'
+    ])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (png, ) = aug.glob('*.png')
+    info = next(i for i in train['images']
+                if i['file_name'].split('/')[1] == png.stem)
+    h, w = cv2.imread(str(png)).shape[:2]
+    # mmcv rescales to int(side * 1.5 + 0.5)
+    assert {h, w} == {int(info['height'] * 1.5 + .5),
+                      int(info['width'] * 1.5 + .5)}
 
 
 def test_plot_curves_from_training_logs(trained_tiny, tmp_path):

@@ -55,7 +55,6 @@ def main(argv=None):
     if args.data_root:
         set_data_root(cfg, args.data_root)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    from mmdet.models.utils import mask2ndarray
     from mmdet.registry import DATASETS, VISUALIZERS
     from mmdet.structures.bbox import BaseBoxes
 
@@ -63,7 +62,8 @@ def main(argv=None):
     if not args.augment:
         ds_cfg.pipeline = [
             dict(type='LoadCellImageFromFile'),
-            dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+            dict(type='LoadCellAnnotations', with_bbox=True,
+                 with_mask=True),
             dict(type='PackDetInputs')
         ]
     ds_cfg.test_mode = False  # keep the annotations
@@ -85,8 +85,8 @@ def main(argv=None):
         gt = sample.gt_instances
         if isinstance(gt.get('bboxes', None), BaseBoxes):
             gt.bboxes = gt.bboxes.tensor
-        if gt.get('masks', None) is not None:
-            gt.masks = mask2ndarray(gt.masks).astype(bool)
+        if gt.get('masks', None) is not None:  # one image at a time
+            gt.masks = gt.masks.to_ndarray().astype(bool)
         sample.gt_instances = gt
         visualizer.add_datasample(
             output_name(sample.img_path), img, sample, draw_pred=False,

@@ -1,3 +1,4 @@
+from .load_annotations import LoadCellAnnotations
 from .loading import LoadCellImageFromFile
 
-__all__ = ['LoadCellImageFromFile']
+__all__ = ['LoadCellImageFromFile', 'LoadCellAnnotations']
