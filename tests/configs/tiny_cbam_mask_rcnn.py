@@ -20,3 +20,9 @@ model = dict(
 train_cfg = dict(max_epochs=8, val_interval=8)
 train_dataloader = dict(batch_size=2)
 default_hooks = dict(logger=dict(interval=1))
+# 24 iterations in all: warm up over 5 instead of 50
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=5),
+    dict(type='CosineAnnealingLR', eta_min=5e-6, begin=0, end=8, T_max=8,
+         by_epoch=True, convert_to_iter_based=True)
+]
