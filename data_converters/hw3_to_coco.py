@@ -16,16 +16,10 @@ import os
 import sys
 import warnings
 
-try:
-    from mmseg_cells.data.hw3_coco import convert_hw3, format_summary
-    from mmseg_cells.data.io import DataFormatError
-except ModuleNotFoundError as e:  # not installed: run from a checkout
-    if e.name not in ('mmseg_cells', 'mmseg_cells.data'):
-        raise
-    sys.path.insert(
-        0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from mmseg_cells.data.hw3_coco import convert_hw3, format_summary
-    from mmseg_cells.data.io import DataFormatError
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mmseg_cells.data.hw3_coco import convert_hw3, format_summary  # noqa: E402
+from mmseg_cells.data.io import DataFormatError  # noqa: E402
+from mmseg_cells.utils.cli import int_at_least  # noqa: E402
 
 __all__ = ['main', 'parse_args']
 
@@ -37,16 +31,6 @@ def _val_ratio(text: str) -> float:
         raise argparse.ArgumentTypeError(f'not a number: {text!r}')
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f'must be in [0, 1), got {value}')
-    return value
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'not an integer: {text!r}')
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
     return value
 
 
@@ -72,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--seed', type=int, default=0, help='split seed (default 0)')
     parser.add_argument(
         '--workers',
-        type=_workers,
+        type=int_at_least(0),
         default=None,
         help='worker processes (default: CPU count; 0 or 1 = in-process)')
     return parser.parse_args(argv)

@@ -21,40 +21,14 @@ import sys
 import time
 from pathlib import Path
 from typing import List, Optional
-
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+from mmseg_cells.data import synthetic  # noqa: E402
+from mmseg_cells.utils.cli import int_at_least  # noqa: E402
 
 __all__ = ['main', 'parse_args']
 
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ('train', 'test_release', 'test_image_name_to_ids.json')
-
-
-def _load_synthetic():
-    """:mod:`mmseg_cells.data.synthetic`, from this checkout if not installed."""
-    sys.path.insert(0, str(REPO_ROOT))
-    from mmseg_cells.data import synthetic
-    return synthetic
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'not an integer: {text!r}')
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'not an integer: {text!r}')
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
-    return value
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -62,16 +36,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Write a synthetic H&E cell data set in the '
         'hw3-data-release layout.')
     parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--num-train', type=_count, default=30,
+    parser.add_argument('--num-train', type=int_at_least(0), default=30,
                         help='training images (default 30)')
-    parser.add_argument('--num-test', type=_count, default=10,
+    parser.add_argument('--num-test', type=int_at_least(0), default=10,
                         help='test images (default 10)')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
-    parser.add_argument('--min-side', type=_positive_int, default=None,
+    parser.add_argument('--min-side', type=int_at_least(1), default=None,
                         help='smallest image side (default: real range, 93)')
-    parser.add_argument('--max-side', type=_positive_int, default=None,
+    parser.add_argument('--max-side', type=int_at_least(1), default=None,
                         help='largest image side (default: real range, 2162)')
-    parser.add_argument('--max-cells', type=_positive_int, default=None,
+    parser.add_argument('--max-cells', type=int_at_least(1), default=None,
                         help='most annotated cells per image')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an earlier synthetic data set in --out')
@@ -95,7 +69,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                 shutil.rmtree(path)
             elif osp.lexists(path):
                 os.remove(path)
-    synthetic = _load_synthetic()
     start = time.perf_counter()
     try:
         summary = synthetic.make_synthetic(

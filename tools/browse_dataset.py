@@ -14,13 +14,13 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmseg_cells  # noqa: E402,F401
-from mmseg_cells.utils.config import set_data_root  # noqa: E402
+from mmseg_cells.utils.config import load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -49,11 +49,8 @@ def output_name(img_path: str) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    cfg = load_config(args.config, cfg_options=args.cfg_options,
+                      data_root=args.data_root)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     from mmdet.registry import DATASETS, VISUALIZERS
     from mmdet.structures.bbox import BaseBoxes

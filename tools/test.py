@@ -9,7 +9,7 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -17,7 +17,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmseg_cells  # noqa: E402,F401  (compat fixes, registrations)
 from mmseg_cells.engine import setup_cpu_distributed  # noqa: E402
 from mmseg_cells.utils.config import (check_annotation_files,  # noqa: E402
-                                      set_data_root)
+                                      load_config)
 
 
 def parse_args(argv=None):
@@ -59,17 +59,8 @@ def main(argv=None):
         raise SystemExit(f'error: {args.checkpoint}: checkpoint not found')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise SystemExit(f'error: --out {args.out}: must be a .pkl file')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.launcher, args.cfg_options,
+                      args.data_root, args.work_dir)
     cfg.load_from = args.checkpoint
     # the test set is evaluated from its annotation file; no training data
     cfg.train_dataloader = None

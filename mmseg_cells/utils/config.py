@@ -1,5 +1,6 @@
 """Config helpers shared by the tools."""
 import os.path as osp
+from typing import Optional
 from mmengine.config import Config
 
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -11,6 +12,31 @@ def _innermost_dataset(loader_cfg):
     while ds is not None and 'dataset' in ds:  # wrappers (RepeatDataset...)
         ds = ds['dataset']
     return ds
+
+
+def load_config(config: str,
+                launcher: str = 'none',
+                cfg_options: Optional[dict] = None,
+                data_root: Optional[str] = None,
+                work_dir: Optional[str] = None) -> Config:
+    """A config with the tools' common command-line options applied.
+
+    ``--cfg-options`` are merged first, then ``--data-root``
+    (:func:`set_data_root`); the work dir defaults to
+    ``./work_dirs/<config name>`` as in MMDetection's tools.
+    """
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if data_root:
+        set_data_root(cfg, data_root)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+    return cfg
 
 
 def set_data_root(cfg: Config, data_root: str) -> None:
@@ -56,4 +82,4 @@ def check_annotation_files(cfg: Config, loaders=_LOADERS) -> None:
                 f' , or pass --data-root')
 
 
-__all__ = ['set_data_root', 'check_annotation_files']
+__all__ = ['load_config', 'set_data_root', 'check_annotation_files']
