@@ -1,4 +1,5 @@
 """CBAM: Convolutional Block Attention Module (Woo et al., ECCV 2018)."""
+import math
 from typing import Optional
 
 import torch
@@ -58,6 +59,12 @@ class CBAM(BaseModule):
         use_spatial (bool): Apply spatial attention. Defaults to True.
         identity_init (bool): Start as the identity (see above).
             Defaults to True.
+        inplace (bool): Without autograd (inference), gate the input tensor
+            in place instead of allocating the output, like
+            ``nn.ReLU(inplace=True)``; only for inputs nobody else reads,
+            e.g. the BN output CBAM receives inside mmdet's ``Bottleneck``
+            (:class:`~mmseg_cells.apis.CellPredictor` switches it on
+            there). Ignored under autograd. Defaults to False.
         init_cfg (dict, optional): mmengine initialisation config. Left
             None so that :meth:`init_weights` keeps the scheme above.
     """
@@ -71,6 +78,7 @@ class CBAM(BaseModule):
                  use_channel: bool = True,
                  use_spatial: bool = True,
                  identity_init: bool = True,
+                 inplace: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not (use_channel or use_spatial):
@@ -85,6 +93,7 @@ class CBAM(BaseModule):
         self.use_channel = use_channel
         self.use_spatial = use_spatial
         self.identity_init = identity_init
+        self.inplace = inplace
         self.gate_scale = 2.0 if identity_init else 1.0
         if use_channel:
             hidden = max(in_channels // reduction, 1)
@@ -116,33 +125,241 @@ class CBAM(BaseModule):
         """Per-channel gate of shape (N, C, 1, 1)."""
         n, c = x.shape[:2]
         flat = x.flatten(2)
-        # one MLP call on the stacked avg/max descriptors (2N x C)
-        desc = torch.cat([flat.mean(dim=2), flat.amax(dim=2)], dim=0)
-        z = self.channel_mlp(desc)
-        z = z[:n] + z[n:]
-        return (torch.sigmoid(z) * self.gate_scale).view(n, c, 1, 1)
+        return self._gate_from_pooled(flat.mean(dim=2),
+                                      flat.amax(dim=2)).view(n, c, 1, 1)
 
     def spatial_gate(self, x: Tensor) -> Tensor:
         """Per-pixel gate of shape (N, 1, H, W)."""
-        desc = torch.cat(
-            [x.mean(dim=1, keepdim=True),
-             x.amax(dim=1, keepdim=True)], dim=1)
+        return self._gate_from_maps(
+            x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True))
+
+    def _gate_from_pooled(self, avg: Tensor, mx: Tensor) -> Tensor:
+        """(N, C) channel gate from the (N, C) average and max descriptors."""
+        n = avg.shape[0]
+        # one MLP call on the stacked avg/max descriptors (2N x C)
+        z = self.channel_mlp(torch.cat([avg, mx], dim=0))
+        return torch.sigmoid(z[:n] + z[n:]) * self.gate_scale
+
+    def _gate_from_maps(self, avg: Tensor, mx: Tensor) -> Tensor:
+        """(N, 1, H, W) spatial gate from the channel mean and max maps."""
+        desc = torch.cat([avg, mx], dim=1)
         return torch.sigmoid(self.spatial_conv(desc)) * self.gate_scale
 
     def forward(self, x: Tensor) -> Tensor:
-        """Apply channel then spatial attention."""
-        if self.use_channel:
-            x = x * self.channel_gate(x)
-        if self.use_spatial:
-            x = x * self.spatial_gate(x)
-        return x
+        """Apply channel then spatial attention.
+
+        Computes ``x * g_c * g_s`` bit-identically to the two gates above,
+        with one full-size allocation (the output, which the spatial gate
+        is applied to in place; none with ``inplace``) instead of one per
+        gate. Under autograd a custom backward (:class:`_CBAMFunction`)
+        replaces the ~15 full-size temporaries that autograd would create
+        for the pooling and gating ops by one (plus two boolean masks) and
+        keeps only ``x`` and small tensors for it.
+        """
+        if torch.is_grad_enabled() and (x.requires_grad or any(
+                p.requires_grad for p in self.parameters())):
+            return _CBAMFunction.apply(x, self, *self.parameters())
+        with torch.no_grad():
+            return _cbam_forward(self, x, inplace=self.inplace)[0]
 
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, reduction={self.reduction}, '
                 f'kernel_size={self.kernel_size}, '
                 f'use_channel={self.use_channel}, '
                 f'use_spatial={self.use_spatial}, '
-                f'identity_init={self.identity_init}')
+                f'identity_init={self.identity_init}, '
+                f'inplace={self.inplace}')
+
+
+def _cbam_forward(m: CBAM, x: Tensor, for_backward: bool = False,
+                  inplace: bool = False):
+    """Forward pass without autograd (called under ``no_grad``).
+
+    Returns ``(out, saved)``; ``saved`` holds what the backward of
+    :class:`_CBAMFunction` needs besides ``x`` (only with
+    ``for_backward``): the channel gate ``g`` (N, C), the spatial gate
+    ``s`` (N, 1, H*W), the pooled descriptors and the positions of the
+    channel-wise maxima.
+
+    The output is bit-identical to ``x1 = x * channel_gate(x)`` followed by
+    ``x1 * spatial_gate(x1)``, with fewer passes over the map: one
+    full-size allocation (the output, gated in place by the spatial gate;
+    none with ``inplace``, which gates ``x`` itself),
+    the two channel descriptors written straight into the conv's input
+    (no ``cat``), and the spatial gate's power-of-two scale folded into the
+    channel gate (``x * (2 g)`` is exactly ``2 (x * g)``; the descriptors
+    of the doubled map are exactly doubled, which the conv undoes by
+    halving its weights, and ``(2 x1) * sigmoid`` is exactly
+    ``x1 * (2 sigmoid)``), so no pass over the map applies the scale.
+    """
+    n, c, h, w = x.shape
+    hw = h * w
+    inplace = inplace and x.is_contiguous()
+    x = x.contiguous()
+    flat = x.view(n, c, hw)
+    g = s = avg = mx = tie_c = None
+    desc = None
+    out = None
+    scale = m.gate_scale
+    # folding the scale is exact only for a power of two (1 or 2 here)
+    fold = m.use_channel and m.use_spatial and scale != 1 and \
+        math.frexp(scale)[0] == 0.5
+    if m.use_channel:
+        avg, mx = flat.mean(dim=2), flat.amax(dim=2)
+        g = m._gate_from_pooled(avg, mx)
+        gate = (g * scale if fold else g).view(n, c, 1, 1)
+        out = x.mul_(gate) if inplace else x * gate
+    if m.use_spatial:
+        src = flat if out is None else out.view(n, c, hw)
+        desc = x.new_empty((n, 2, h, w))
+        torch.mean(src, dim=1, keepdim=True, out=desc[:, :1].view(n, 1, hw))
+        torch.amax(src, dim=1, keepdim=True, out=desc[:, 1:].view(n, 1, hw))
+        if for_backward:  # where the channel maxima are (ties included)
+            tie_c = (src == desc[:, 1:].view(n, 1, hw)).nonzero()
+        conv = m.spatial_conv
+        weight = conv.weight / scale if fold else conv.weight
+        z = torch.sigmoid_(conv._conv_forward(desc, weight, conv.bias))
+        if out is None:
+            gate = z * scale if scale != 1 else z
+            out = x.mul_(gate) if inplace else x * gate
+        else:
+            out.view(n, c, hw).mul_(z.view(n, 1, hw))
+        if for_backward:
+            s = (z * scale).view(n, 1, hw)
+            if fold:
+                desc = desc / scale
+    if not for_backward:
+        return out, None
+    a = mc = None
+    if desc is not None:
+        a, mc = desc[:, :1].reshape(n, 1, hw), desc[:, 1:].reshape(n, 1, hw)
+    return out, (g, s, avg, mx, a, mc, tie_c)
+
+
+def _max_grad(grad: Tensor, ties: Tensor, n: int, c: int, hw: int,
+              dim: int):
+    """Backward of an ``amax`` over ``dim`` (1: channels, 2: pixels) of an
+    (n, c, hw) tensor, as autograd computes it: ``grad`` (the reduced
+    positions' gradient) is spread evenly over the maximal elements, whose
+    ``nonzero()`` indices are ``ties``. Returns their flat indices into the
+    (n, c, hw) tensor and the value to add at each."""
+    i_n, i_c, i_p = ties.unbind(1)
+    flat_idx = (i_n * c + i_c) * hw + i_p
+    if dim == 1:
+        red, size = i_n * hw + i_p, n * hw
+    else:
+        red, size = i_n * c + i_c, n * c
+    count = torch.bincount(red, minlength=size)
+    return flat_idx, grad.reshape(-1)[red] / count[red].to(grad.dtype)
+
+
+class _CBAMFunction(torch.autograd.Function):
+    """CBAM forward/backward with few full-size temporaries.
+
+    Forward is :func:`_cbam_forward`. Backward, for ``y = x1 * s`` with
+    ``x1 = x * g``, ``g = G(mean_hw x, max_hw x)`` (the MLP) and
+    ``s = S(mean_c x1, max_c x1)`` (the conv), with ``P = dy * x``:
+
+    * ``ds = sum_c P g`` and ``dg = sum_hw P s + sum_hw x (da / C)
+      + (max_c terms)``: matrix-vector products over ``P`` and ``x``;
+    * ``da, dm`` (and the conv's parameter gradients) by autograd through
+      ``S`` on the small maps, likewise ``d_avg, d_max`` (and the MLP's)
+      through ``G``;
+    * ``dx = (dy s + da / C + max_c terms) g + d_avg / HW + (max_hw
+      terms)``, written into ``P``'s buffer.
+
+    Gradients of the maxima are spread evenly over ties, as for
+    ``torch.amax``. The small gate graphs are recomputed in backward under
+    the forward's autocast state.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, module: CBAM, *params: Tensor) -> Tensor:
+        out, saved = _cbam_forward(module, x, for_backward=True)
+        ctx.module = module
+        ctx.shape = tuple(x.shape)
+        dev = x.device.type
+        ctx.autocast = (dev, torch.is_autocast_enabled(dev),
+                        torch.get_autocast_dtype(dev))
+        ctx.save_for_backward(x.contiguous(), *saved)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy: Tensor):
+        x, g, s, avg, mx, a, mc, tie_c = ctx.saved_tensors
+        m: CBAM = ctx.module
+        n, c, h, w = ctx.shape
+        hw = h * w
+        params = list(m.parameters())
+        want = {id(p) for p in params if p.requires_grad}
+        grads = {}
+        flat = x.view(n, c, hw)
+        dy = dy.contiguous().view(n, c, hw)
+        dev, ac_on, ac_dtype = ctx.autocast
+
+        def small_grad(fn, leaves, mods, grad_out):
+            """Gradients of ``fn(*leaves)`` w.r.t. leaves and the
+            parameters of ``mods`` that require grad."""
+            ps = [p for p in mods.parameters() if id(p) in want]
+            leaves = [t.detach().requires_grad_() for t in leaves]
+            with torch.enable_grad(), torch.autocast(
+                    dev, dtype=ac_dtype, enabled=ac_on):
+                out = fn(*leaves)
+            res = torch.autograd.grad(out, leaves + ps, grad_out)
+            for p, gp in zip(ps, res[len(leaves):]):
+                grads[id(p)] = gp
+            return res[:len(leaves)]
+
+        buf = None  # becomes dx
+        dg = None
+        if m.use_spatial:
+            p_ = dy * flat  # P = dy * x
+            if m.use_channel:
+                ds = torch.bmm(g.unsqueeze(1).to(p_.dtype), p_)
+                dg = torch.bmm(p_, s.transpose(1, 2).to(p_.dtype))
+            else:
+                ds = p_.sum(dim=1, keepdim=True)
+            da, dm = small_grad(
+                lambda a_, m_: m._gate_from_maps(a_, m_), [
+                    a.view(n, 1, h, w), mc.view(n, 1, h, w)
+                ], m.spatial_conv, ds.view(n, 1, h, w).to(s.dtype))
+            da = da.reshape(n, 1, hw)
+            dm = dm.reshape(n, 1, hw)
+            # d(loss)/d(x1) = dy * s + da / C + (max_c terms), into P
+            buf = torch.addcmul(da / c, dy, s.to(dy.dtype), out=p_)
+            idx, val = _max_grad(dm, tie_c, n, c, hw, 1)
+            buf.view(-1).index_add_(0, idx, val.to(buf.dtype))
+            if m.use_channel:
+                dg = dg + torch.bmm(flat, da.transpose(1, 2)) / c
+                # max_c term of dg: x at the maxima times their share of dm
+                xg = flat.reshape(-1)[idx]
+                dg.view(-1).index_add_(
+                    0, (idx // hw), (xg * val).to(dg.dtype))
+                dg = dg.view(n, c)
+        else:
+            buf = dy
+        d_in = None
+        if m.use_channel:
+            if dg is None:  # channel only: dg = sum_hw dy * x
+                dg = torch.bmm(dy.reshape(n * c, 1, hw),
+                               flat.reshape(n * c, hw, 1)).view(n, c)
+            d_avg, d_max = small_grad(
+                lambda a_, m_: m._gate_from_pooled(a_, m_), [avg, mx],
+                m.channel_mlp, dg.to(g.dtype))
+            if ctx.needs_input_grad[0]:
+                d_in = torch.addcmul(
+                    (d_avg / hw).unsqueeze(2).to(buf.dtype), buf,
+                    g.unsqueeze(2).to(buf.dtype),
+                    out=None if buf is dy else buf)
+                ties = (flat == mx.unsqueeze(2)).nonzero()
+                idx, val = _max_grad(d_max, ties, n, c, hw, 2)
+                d_in.view(-1).index_add_(0, idx, val.to(d_in.dtype))
+        elif ctx.needs_input_grad[0]:
+            d_in = buf
+        if d_in is not None:
+            d_in = d_in.view(n, c, h, w)
+        return (d_in, None) + tuple(grads.get(id(p)) for p in params)
 
 
 __all__ = ['CBAM']
