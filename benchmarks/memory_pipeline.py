@@ -108,25 +108,18 @@ def build_sample(size: int, cells: int, seed: int):
 
 def pipeline_cfg(loader: str, crop: int = 1024) -> list:
     """The training pipeline of ``configs/_base_/datasets/hw3_cells.py``
-    with ``loader`` as the annotation loader."""
-    return [
-        dict(type='LoadCellImageFromFile'),
-        dict(type=loader, with_bbox=True, with_mask=True),
-        dict(type='Resize', scale_factor=1.5, keep_ratio=True),
-        dict(
-            type='RandomFlip',
-            prob=[0.25, 0.25, 0.25],
-            direction=['horizontal', 'vertical', 'diagonal']),
-        dict(
-            type='RandomCrop',
-            crop_size=(crop, crop),
-            crop_type='absolute',
-            recompute_bbox=True,
-            allow_negative_crop=True),
-        dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1),
-             keep_empty=False),
-        dict(type='PackDetInputs')
-    ]
+    with ``loader`` as the annotation loader and a ``crop`` px RandomCrop."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        str(Path(__file__).resolve().parents[1] / 'configs' / '_base_' /
+            'datasets' / 'hw3_cells.py'))
+    steps = [dict(t) for t in cfg.train_pipeline]
+    for t in steps:
+        if t['type'] in ('LoadAnnotations', 'LoadCellAnnotations'):
+            t['type'] = loader
+        elif t['type'] == 'RandomCrop':
+            t['crop_size'] = (crop, crop)
+    return steps
 
 
 def _maxrss_mib() -> float:

@@ -346,26 +346,24 @@ def _crowded_results(rng, height, width, n):
 
 
 def _pipeline(load_type, crop):
+    """The config's training pipeline after image loading, with
+    ``load_type`` as annotation loader and a ``crop`` px RandomCrop."""
+    from pathlib import Path
+
     from mmcv.transforms import Compose
+    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')  # 'Resize' etc. are mmdet's, as in training
-    return Compose([
-        dict(type=load_type, with_bbox=True, with_mask=True),
-        dict(type='Resize', scale_factor=1.5, keep_ratio=True),
-        dict(
-            type='RandomFlip',
-            prob=[0.25, 0.25, 0.25],
-            direction=['horizontal', 'vertical', 'diagonal']),
-        dict(
-            type='RandomCrop',
-            crop_size=(crop, crop),
-            crop_type='absolute',
-            recompute_bbox=True,
-            allow_negative_crop=True),
-        dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1),
-             keep_empty=False),
-        dict(type='PackDetInputs')
-    ])
+    cfg = Config.fromfile(
+        str(Path(__file__).resolve().parents[1] / 'configs' / '_base_' /
+            'datasets' / 'hw3_cells.py'))
+    steps = [dict(t) for t in cfg.train_pipeline[1:]]  # no image loading
+    for t in steps:
+        if t['type'] == 'LoadCellAnnotations':
+            t['type'] = load_type
+        elif t['type'] == 'RandomCrop':
+            t['crop_size'] = (crop, crop)
+    return Compose(steps)
 
 
 def _run(pipeline, results, seed):
