@@ -1,0 +1,155 @@
+"""The predictor's faster inference paths give mmdet's results.
+
+``CellPredictor`` runs the RoI heads itself: RoI features through
+``extract_roi_feats`` (no zero-fill + copy when all RoIs pool from one
+level, no ``0 * feats.sum()`` for empty levels), the box head through
+``_predict_bbox`` and the mask head's deconv + logits tail as a matrix
+product for each RoI's own class. Compared here with mmdet's own modules on
+a randomly initialised model (no training needed).
+"""
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_CONFIG
+
+
+@pytest.fixture(scope='module')
+def predictor():
+    from mmengine.config import Config
+    from mmseg_cells.apis import CellPredictor
+    cfg = Config.fromfile(TINY_CONFIG)
+    cfg.model.test_cfg.rcnn.score_thr = 0.0
+    cfg.model.test_cfg.rcnn.max_per_img = 150
+    torch.manual_seed(0)
+    p = CellPredictor(cfg, None, device='cpu')
+    with torch.no_grad():  # a "trained" mask head: non-trivial weights
+        for prm in p.model.roi_head.mask_head.parameters():
+            prm.normal_(0, 0.1)
+    return p
+
+
+def image(seed=0, h=150, w=170):
+    rng = np.random.default_rng(seed)
+    rgb = np.full((h, w, 3), (225, 170, 205), np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    for _ in range(30):
+        cy, cx, r = rng.integers(5, h - 5), rng.integers(5, w - 5), \
+            rng.integers(4, 30)
+        rgb[(yy - cy)**2 + (xx - cx)**2 <= r * r] = (90, 40, 120)
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def features(predictor, bgr):
+    data = predictor.pipeline(dict(img=bgr, img_id=0,
+                                   img_shape=bgr.shape[:2],
+                                   ori_shape=bgr.shape[:2]))
+    data = predictor.model.data_preprocessor(
+        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
+        False)
+    with torch.no_grad():
+        feats = predictor.model.extract_feat(data['inputs'])
+        rpn = predictor.model.rpn_head.predict(feats, data['data_samples'],
+                                               rescale=False)
+    return feats, [s.metainfo for s in data['data_samples']], rpn
+
+
+def random_rois(n, size, seed=0):
+    """RoIs from 2 to ~size px: every pyramid level gets some."""
+    g = torch.Generator().manual_seed(seed)
+    wh = torch.exp(torch.rand(n, 2, generator=g) * np.log(size / 2)) + 2
+    xy = torch.rand(n, 2, generator=g) * (size - wh)
+    boxes = torch.cat([xy, xy + wh], 1)
+    return torch.cat([torch.zeros(n, 1), boxes], 1)
+
+
+@pytest.mark.parametrize('n', [0, 1, 7, 300])
+def test_extract_roi_feats_bit_identical(predictor, n):
+    from mmseg_cells.apis.predictor import extract_roi_feats
+    feats, _, _ = features(predictor, image(1, 300, 280))
+    head = predictor.model.roi_head
+    rois = random_rois(n, 1000)
+    for ex in (head.bbox_roi_extractor, head.mask_roi_extractor):
+        with torch.no_grad():
+            ref = ex(feats[:ex.num_inputs], rois)
+            got = extract_roi_feats(ex, feats, rois)
+        assert got.shape == ref.shape and torch.equal(got, ref)
+    if n == 300:  # the multi-level path was exercised
+        lv = head.bbox_roi_extractor.map_roi_levels(rois, 4)
+        assert len(torch.unique(lv)) >= 3
+    # all on one level (small RoIs): returned directly, still equal
+    small = random_rois(50, 20, seed=3)
+    ex = head.mask_roi_extractor
+    assert len(torch.unique(ex.map_roi_levels(small, 4))) == 1
+    with torch.no_grad():
+        assert torch.equal(ex(feats[:4], small),
+                           extract_roi_feats(ex, feats, small))
+
+
+def test_predict_bbox_equals_mmdet(predictor):
+    feats, metas, rpn = features(predictor, image(2))
+    head = predictor.model.roi_head
+    with torch.no_grad():
+        ref = head.predict_bbox(feats, metas, rpn, head.test_cfg,
+                                rescale=False)[0]
+        got = predictor._predict_bbox(feats, metas, rpn)
+    assert len(got) == len(ref) > 0
+    for k in ('bboxes', 'scores', 'labels'):
+        assert torch.equal(got.get(k), ref.get(k)), k
+
+
+def test_fast_mask_tail_matches_mmdet_head(predictor):
+    from mmdet.structures.bbox import bbox2roi
+    assert predictor._fast_mask_tail()
+    feats, metas, rpn = features(predictor, image(3))
+    head = predictor.model.roi_head
+    with torch.no_grad():
+        dets = predictor._predict_bbox(feats, metas, rpn)
+        rois = bbox2roi([dets.bboxes])
+        preds = head._mask_forward(feats, rois)['mask_preds']
+        ref = preds[torch.arange(len(dets)), dets.labels].sigmoid()
+        got = predictor._mask_probs(feats, dets.bboxes, dets.labels)
+    assert got.shape == ref.shape and len(got) > predictor.MASK_CHUNK
+    assert (got - ref).abs().max() < 1e-5
+    flips = ((got >= 0.5) != (ref >= 0.5)).float().mean()
+    assert flips < 1e-4
+
+
+def test_fast_mask_tail_class_agnostic(predictor):
+    """One logits channel (class-agnostic head): every RoI uses it."""
+    import copy
+    from mmdet.structures.bbox import bbox2roi
+    feats, metas, rpn = features(predictor, image(4))
+    head = predictor.model.roi_head
+    mh = copy.deepcopy(head.mask_head)
+    lg = mh.conv_logits
+    one = torch.nn.Conv2d(lg.in_channels, 1, 1)
+    with torch.no_grad():
+        one.weight.copy_(lg.weight[:1])
+        one.bias.copy_(lg.bias[:1])
+    mh.conv_logits = one
+    orig = head.mask_head
+    head.mask_head = mh
+    predictor._fast_tail = None
+    try:
+        with torch.no_grad():
+            dets = predictor._predict_bbox(feats, metas, rpn)
+            ref = head._mask_forward(feats, bbox2roi([dets.bboxes]))[
+                'mask_preds'][:, 0].sigmoid()
+            got = predictor._mask_probs(feats, dets.bboxes, dets.labels)
+        assert predictor._fast_tail
+        assert (got - ref).abs().max() < 1e-5
+    finally:
+        head.mask_head = orig
+        predictor._fast_tail = None
+
+
+def test_unknown_mask_head_falls_back(predictor):
+    mh = predictor.model.roi_head.mask_head
+    predictor._fast_tail = None
+    mh.upsample_method = 'bilinear'
+    try:
+        assert not predictor._fast_mask_tail()
+    finally:
+        mh.upsample_method = 'deconv'
+        predictor._fast_tail = None
