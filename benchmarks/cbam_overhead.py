@@ -194,8 +194,8 @@ def main(argv=None) -> int:
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
-    p_reps = args.predict_reps or (15 if args.full else 7)
-    t_reps = args.train_reps or (9 if args.full else 3)
+    p_reps = args.predict_reps or (15 if args.full else 5)
+    t_reps = args.train_reps or (9 if args.full else 5)
 
     base, cbam, n_cbam = build_predictors(args.dets)
     rgb, _ = synthetic_image(0, args.size, args.size, crowded=True)
