@@ -19,7 +19,10 @@ repetitions (A B, B A, ...):
   config's AdamW step and gradient clipping, with lr 0 so that every
   repetition starts from the same weights) on a batch of 2 annotated
   images, the RNG reseeded before every step so both models sample the same
-  proposals.
+  proposals;
+* ``CBAM ops alone``: each CBAM module's forward + backward on random maps
+  of the shapes one train step feeds it, summed, as ``1 + that / baseline
+  step``: CBAM's own cost without the run-to-run noise of whole steps.
 
 Reports the median of the per-repetition ratios CBAM / baseline. Targets:
 predict <= 1.03x, train step <= 1.05x (CBAM adds ~0.4 % of ResNet-50's
@@ -56,20 +59,24 @@ TARGET_TRAIN = 1.05
 
 
 def build_predictors(dets: int):
-    """Baseline and CBAM predictors sharing all non-CBAM weights."""
+    """Baseline and CBAM predictors sharing all non-CBAM weights, and
+    copies of both models as built (for training; the predictors run their
+    inference rewrite, :meth:`CellPredictor.optimize`)."""
     import torch
     from mmseg_cells.apis import CellPredictor
     from mmseg_cells.models import CBAM
     torch.manual_seed(0)
     base = CellPredictor(load_config(BASE_CONFIG), None, device='cpu',
-                         score_thr=0.0, max_per_img=dets)
+                         score_thr=0.0, max_per_img=dets, optimize=False)
     cbam = CellPredictor(load_config(CBAM_CONFIG), None, device='cpu',
-                         score_thr=0.0, max_per_img=dets)
+                         score_thr=0.0, max_per_img=dets, optimize=False)
     missing, unexpected = cbam.model.load_state_dict(
         base.model.state_dict(), strict=False)
     assert not unexpected and all('cbam' in k for k in missing), missing
     n_cbam = sum(isinstance(m, CBAM) for m in cbam.model.modules())
-    return base, cbam, n_cbam
+    train_models = copy.deepcopy(base.model), copy.deepcopy(cbam.model)
+    assert base.optimize() and cbam.optimize()
+    return base, cbam, n_cbam, train_models
 
 
 def make_batch(size: int, n: int = 2, seed: int = 0):
@@ -147,6 +154,39 @@ def cbam_share(predictor, rgb) -> float:
     return spent[0] / total
 
 
+def cbam_train_seconds(model, step, reps: int = 5) -> float:
+    """Forward + backward time of the model's CBAM modules alone, on random
+    maps of the shapes one train ``step`` feeds them (captured by hooks),
+    summed: CBAM's own cost in a train step, free of the run-to-run noise of
+    whole steps (the median of ``reps`` per module)."""
+    import torch
+    from mmseg_cells.models import CBAM
+    seen = []
+    hooks = [m.register_forward_pre_hook(
+        lambda mod, args: seen.append(
+            (mod, tuple(args[0].shape), args[0].requires_grad)))
+        for m in model.modules() if isinstance(m, CBAM)]
+    try:
+        step()
+    finally:
+        for h in hooks:
+            h.remove()
+    total = 0.0
+    for mod, shape, needs_grad in seen:
+        x = torch.randn(shape, requires_grad=needs_grad)
+        grad = torch.randn(shape)
+        times = []
+        for _ in range(reps + 1):
+            t0 = time.perf_counter()
+            out = mod(x)
+            if out.requires_grad:
+                out.backward(grad)
+            times.append(time.perf_counter() - t0)
+        total += float(np.median(times[1:]))
+    model.zero_grad()
+    return total
+
+
 def profile_table(fn, rows: int = 15) -> str:
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -197,7 +237,8 @@ def main(argv=None) -> int:
     p_reps = args.predict_reps or (15 if args.full else 5)
     t_reps = args.train_reps or (9 if args.full else 5)
 
-    base, cbam, n_cbam = build_predictors(args.dets)
+    base, cbam, n_cbam, (base_train, cbam_train) = build_predictors(
+        args.dets)
     rgb, _ = synthetic_image(0, args.size, args.size, crowded=True)
     db, dc = base.predict(rgb), cbam.predict(rgb)
     assert len(db) == len(dc) == args.dets, (len(db), len(dc))
@@ -242,18 +283,24 @@ def main(argv=None) -> int:
     if not args.skip_train:
         batch, n_gt = make_batch(args.size)
         steps = {
-            'base': train_stepper(base.model, base.cfg, batch),
-            'cbam': train_stepper(cbam.model, cbam.cfg, batch)
+            'base': train_stepper(base_train, base.cfg, batch),
+            'cbam': train_stepper(cbam_train, cbam.cfg, batch)
         }
         losses = [steps[k]() for k in ('base', 'cbam')]
-        assert all(float(losses[0][k]) == float(losses[1][k])
+        assert all(losses[0][k].item() == losses[1][k].item()
                    for k in losses[0]), 'identity CBAM changed the losses'
         t = interleaved(steps, t_reps)
         results['train step'] = fmt_ratio(
             f'train step, batch 2 x {args.size}px ({n_gt} gt)', t['cbam'],
             t['base'], TARGET_TRAIN)
-        base.model.eval()
-        cbam.model.eval()
+        alone = cbam_train_seconds(cbam_train, steps['cbam'])
+        results['train step from CBAM ops alone'] = 1 + alone / float(
+            np.median(t['base']))
+        print(f'| CBAM modules alone (fwd+bwd, shapes of one step) | - | '
+              f'{alone:.3f} | '
+              f'{results["train step from CBAM ops alone"]:.3f}x of the '
+              f'baseline step | {n_cbam} modules | - |')
+        del steps, base_train, cbam_train
     print(f'machine: {machine_info()}, {torch_info()}')
 
     if args.profile:

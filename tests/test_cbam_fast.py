@@ -252,3 +252,28 @@ def test_inplace_inside_resnet_matches_out_of_place():
         got = net(x)
     for a, b in zip(ref, got):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize('use_channel,use_spatial', [(True, True),
+                                                     (True, False),
+                                                     (False, True)])
+@pytest.mark.parametrize('inplace', [False, True])
+def test_channels_last_input_is_gated_in_its_layout(use_channel, use_spatial,
+                                                    inplace):
+    torch.manual_seed(0)
+    m = CBAM(24, reduction=4, use_channel=use_channel,
+             use_spatial=use_spatial, identity_init=False)
+    x = torch.randn(2, 24, 6, 5)
+    with torch.no_grad():
+        expect = m(x)
+        m.inplace = inplace
+        xc = x.contiguous(memory_format=torch.channels_last)
+        ptr = xc.data_ptr()
+        out = m(xc)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert not out.is_contiguous()
+    torch.testing.assert_close(out, expect, rtol=1e-5, atol=1e-6)
+    # in place only when asked; the input is never reordered
+    assert (out.data_ptr() == ptr) is inplace
+    if not inplace:
+        torch.testing.assert_close(xc, x, rtol=0, atol=0)

@@ -129,23 +129,41 @@ def predict_tiled(predict_fn: Callable[..., Detections],
     return dets.select(order)
 
 
+def roi_pool(layer, feat: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+    """``layer(feat, rois)``; mmcv's average-mode ``RoIAlign`` on CPU runs
+    as :func:`~mmseg_cells.ops.roi_align_nhwc` (same values up to float32
+    rounding, ~4x faster on 2 cores, reads channels-last maps without a
+    copy). Other layers and devices call ``layer`` (which needs a
+    contiguous NCHW ``feat``)."""
+    from mmcv.ops import RoIAlign
+    if type(layer) is RoIAlign and layer.pool_mode == 'avg' and \
+            not layer.use_torchvision and feat.device.type == 'cpu':
+        from mmseg_cells.ops import roi_align_nhwc
+        return roi_align_nhwc(feat, rois, layer.output_size,
+                              layer.spatial_scale, layer.sampling_ratio,
+                              layer.aligned)
+    return layer(feat.contiguous(), rois)
+
+
 def extract_roi_feats(extractor, feats, rois: torch.Tensor) -> torch.Tensor:
     """``extractor(feats[:num_inputs], rois)`` for inference.
 
     For mmdet's ``SingleRoIExtractor`` the same values with less work: the
-    RoIs of each pyramid level go through that level's RoIAlign as there,
-    but when they all map to one level (typical for cells, which all pool
-    from P2) its output is returned as is instead of being copied into a
-    zero-filled tensor, and levels without RoIs are skipped instead of
-    adding ``0 * feats[i].sum()`` (a training-time trick that keeps every
-    level in the autograd graph for DDP) to every output.
+    RoIs of each pyramid level go through that level's RoIAlign as there
+    (by :func:`roi_pool`), but when they all map to one level (typical for
+    cells, which all pool from P2) its output is returned as is instead of
+    being copied into a zero-filled tensor, and levels without RoIs are
+    skipped instead of adding ``0 * feats[i].sum()`` (a training-time trick
+    that keeps every level in the autograd graph for DDP) to every output.
+    Other extractors get contiguous (NCHW) maps.
     """
     from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
     feats = feats[:extractor.num_inputs]
-    if type(extractor) is not SingleRoIExtractor or len(feats) == 1 or \
-            len(rois) == 0:
-        return extractor(feats, rois)
+    if type(extractor) is not SingleRoIExtractor or len(rois) == 0:
+        return extractor([f.contiguous() for f in feats], rois)
     rois = rois.type_as(feats[0])
+    if len(feats) == 1:
+        return roi_pool(extractor.roi_layers[0], feats[0], rois)
     levels = extractor.map_roi_levels(rois, len(feats))
     out = None
     for i in range(len(feats)):
@@ -153,12 +171,19 @@ def extract_roi_feats(extractor, feats, rois: torch.Tensor) -> torch.Tensor:
         if inds.numel() == 0:
             continue
         if inds.numel() == len(rois):  # all RoIs on this level, in order
-            return extractor.roi_layers[i](feats[i], rois)
-        part = extractor.roi_layers[i](feats[i], rois[inds])
+            return roi_pool(extractor.roi_layers[i], feats[i], rois)
+        part = roi_pool(extractor.roi_layers[i], feats[i], rois[inds])
         if out is None:
-            out = part.new_zeros((len(rois), ) + part.shape[1:])
+            # every RoI maps to exactly one level: all rows get written
+            out = part.new_empty((len(rois), ) + part.shape[1:])
         out[inds] = part
     return out
+
+
+def _nchw(feats):
+    """Contiguous (NCHW) copies of channels-last maps, for mmdet/mmcv code
+    that needs them (mmcv's RoIAlign ignores strides)."""
+    return tuple(f.contiguous() for f in feats)
 
 
 class CellPredictor:
@@ -187,6 +212,9 @@ class CellPredictor:
         tile_above (int): tile images whose longer side exceeds this.
             Defaults to 1600; 0 disables tiling.
         tta (bool): flip test-time augmentation. Defaults to False.
+        optimize (bool): apply the inference-only rewrites of
+            :meth:`optimize` (BN folded into convs; channels-last convs on
+            CPU), each checked on a probe input. Defaults to True.
     """
 
     MASK_CHUNK = 128  # RoIs per mask-head call
@@ -200,7 +228,8 @@ class CellPredictor:
                  tile_size: int = 1024,
                  tile_overlap: int = 192,
                  tile_above: int = 1600,
-                 tta: bool = False) -> None:
+                 tta: bool = False,
+                 optimize: bool = True) -> None:
         from mmdet.apis import init_detector
         cfg = Config.fromfile(config) if isinstance(config, str) else \
             config.copy()
@@ -226,6 +255,9 @@ class CellPredictor:
         self.tta = tta
         self.classes = tuple(self.model.dataset_meta.get('classes', ()))
         self.pipeline = Compose(self._pipeline_cfg(cfg))
+        self.channels_last = False
+        if optimize:
+            self.optimize()
 
     def _inplace_plugins(self) -> None:
         """Let CBAM gate in place where its input is a temporary.
@@ -247,6 +279,77 @@ class CellPredictor:
                 plugin = getattr(mod, name)
                 if isinstance(plugin, CBAM):
                     plugin.inplace = True
+
+    def optimize(self) -> bool:
+        """Rewrite the model for fast inference, keeping its outputs.
+
+        * every BN that directly follows a conv is folded into it
+          (``mmcv.cnn.fuse_conv_bn``; in eval mode BN is a per-channel
+          affine map), which saves one pass over each feature map;
+        * on CPU, conv weights are made channels-last, so oneDNN runs the
+          convolutions without reordering every input and output (the
+          backbone and the heads' convs then produce channels-last maps;
+          CBAM gates them in that layout). RoI pooling reads them as they
+          are (:func:`roi_pool`; mmcv's own RoIAlign reads any input as
+          NCHW whatever its strides, so it gets a contiguous copy).
+
+        Measured on 2 CPU cores: ResNet-50 at 768 px 1.5x faster, the mask
+        head 1.3x (``benchmarks/predict_throughput.py``). The rewritten
+        model is compared with the original on a probe input (features,
+        RPN and both RoI heads' outputs); if any differs by more than float
+        rounding (e.g. a custom op that ignores memory format) or the probe
+        fails (mmcv's deformable convs refuse channels-last input), the
+        original is kept, with a warning. Returns whether the rewrite was kept.
+        """
+        import copy
+        import warnings
+        from mmcv.cnn import fuse_conv_bn
+        original = copy.deepcopy(self.model)
+        before = self._probe_outputs()
+        fuse_conv_bn(self.model)
+        channels_last = torch.device(self.device).type == 'cpu'
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.channels_last = channels_last
+        try:
+            after = self._probe_outputs()
+            worst = max(((a - b).abs().max() /
+                         (a.abs().max() + 1e-6)).item()
+                        for a, b in zip(before, after))
+            if worst <= 1e-3:
+                return True
+            why = f'changed the outputs (relative difference {worst:.2g})'
+        except RuntimeError as err:  # e.g. an op that needs NCHW input
+            why = f'failed: {err}'
+        warnings.warn(
+            f'CellPredictor: the inference rewrite (BN folding, channels-last'
+            f' convs) {why}; predicting with the unmodified model')
+        self.model = original
+        self.channels_last = False
+        return False
+
+    @torch.no_grad()
+    def _probe_outputs(self) -> List[torch.Tensor]:
+        """Model outputs on a fixed random input: pyramid, RPN maps, box
+        head scores and deltas, mask logits (used by :meth:`optimize`)."""
+        from mmdet.structures.bbox import bbox2roi
+        gen = torch.Generator().manual_seed(0)
+        dev = next(self.model.parameters()).device
+        x = torch.randn((1, 3, 96, 128), generator=gen).to(dev)
+        feats = self.model.extract_feat(x)
+        cls, reg = self.model.rpn_head(feats)
+        head = self.model.roi_head
+        rois = bbox2roi([torch.tensor(
+            [[4., 6., 40., 30.], [50., 10., 90., 80.], [0., 0., 128., 96.]],
+            device=dev)])
+        outs = list(feats) + list(cls) + list(reg)
+        if getattr(head, 'with_bbox', False) and not head.with_shared_head:
+            outs += [o for o in head.bbox_head(extract_roi_feats(
+                head.bbox_roi_extractor, feats, rois)) if o is not None]
+        if getattr(head, 'with_mask', False) and not head.with_shared_head:
+            outs.append(head.mask_head(extract_roi_feats(
+                head.mask_roi_extractor, feats, rois)))
+        return [o.float().contiguous() for o in outs]
 
     @staticmethod
     def _pipeline_cfg(cfg: Config) -> list:
@@ -291,7 +394,7 @@ class CellPredictor:
         cfg = head.test_cfg
         if type(head) is not StandardRoIHead or head.with_shared_head or \
                 len(rpn) != 1 or len(rpn[0]) == 0:
-            return head.predict_bbox(feats, metas, rpn, cfg,
+            return head.predict_bbox(_nchw(feats), metas, rpn, cfg,
                                      rescale=False)[0]
         rois = bbox2roi([rpn[0].bboxes])
         cls_score, bbox_pred = head.bbox_head(
@@ -309,12 +412,15 @@ class CellPredictor:
         if boxes.shape[0] == 0:  # no roi: nothing to run (empty probs)
             return boxes.new_zeros((0, 1, 1))
         out = []
+        fast = self._fast_mask_tail()
+        if not fast:  # mmdet's head with mmcv's RoIAlign: NCHW maps
+            feats = _nchw(feats)
         # In chunks: the mask head's upsampled 256 x 28 x 28 maps take
         # 0.8 MB per RoI, 0.8 GB for 1000 detections at once.
         for i in range(0, len(boxes), self.MASK_CHUNK):
             rois = bbox2roi([boxes[i:i + self.MASK_CHUNK]])
             lab = labels[i:i + self.MASK_CHUNK]
-            if self._fast_mask_tail():
+            if fast:
                 preds = self._mask_logits_fast(feats, rois, lab)
             else:
                 preds = head._mask_forward(feats, rois)['mask_preds']

@@ -191,29 +191,46 @@ def _cbam_forward(m: CBAM, x: Tensor, for_backward: bool = False,
     of the doubled map are exactly doubled, which the conv undoes by
     halving its weights, and ``(2 x1) * sigmoid`` is exactly
     ``x1 * (2 sigmoid)``), so no pass over the map applies the scale.
+
+    A channels-last ``x`` (a model converted with
+    ``.to(memory_format=torch.channels_last)`` for inference) is gated in
+    its own layout and the output stays channels-last; the values equal
+    the contiguous path's up to float32 summation order in the pooling.
     """
     n, c, h, w = x.shape
     hw = h * w
-    inplace = inplace and x.is_contiguous()
-    x = x.contiguous()
-    flat = x.view(n, c, hw)
+    # channels-last maps (inference with a channels-last model) are gated
+    # in their own layout, as (n, hw, c); training always uses (n, c, hw)
+    nhwc = not for_backward and not x.is_contiguous() and \
+        x.is_contiguous(memory_format=torch.channels_last)
+    if nhwc:
+        def to_flat(t: Tensor) -> Tensor:
+            return t.permute(0, 2, 3, 1).view(n, hw, c)
+        d_px, d_ch, pix = 1, 2, (n, hw, 1)  # reduce pixels / channels
+    else:
+        def to_flat(t: Tensor) -> Tensor:
+            return t.view(n, c, hw)
+        inplace = inplace and x.is_contiguous()
+        x = x.contiguous()
+        d_px, d_ch, pix = 2, 1, (n, 1, hw)
+    flat = to_flat(x)
     g = s = avg = mx = tie_c = None
     desc = None
-    out = None
+    out = None  # the output (n, c, h, w), in x's layout
     scale = m.gate_scale
     # folding the scale is exact only for a power of two (1 or 2 here)
     fold = m.use_channel and m.use_spatial and scale != 1 and \
         math.frexp(scale)[0] == 0.5
     if m.use_channel:
-        avg, mx = flat.mean(dim=2), flat.amax(dim=2)
+        avg, mx = flat.mean(dim=d_px), flat.amax(dim=d_px)
         g = m._gate_from_pooled(avg, mx)
         gate = (g * scale if fold else g).view(n, c, 1, 1)
         out = x.mul_(gate) if inplace else x * gate
     if m.use_spatial:
-        src = flat if out is None else out.view(n, c, hw)
+        src = flat if out is None else to_flat(out)
         desc = x.new_empty((n, 2, h, w))
-        torch.mean(src, dim=1, keepdim=True, out=desc[:, :1].view(n, 1, hw))
-        torch.amax(src, dim=1, keepdim=True, out=desc[:, 1:].view(n, 1, hw))
+        torch.mean(src, dim=d_ch, keepdim=True, out=desc[:, :1].view(pix))
+        torch.amax(src, dim=d_ch, keepdim=True, out=desc[:, 1:].view(pix))
         if for_backward:  # where the channel maxima are (ties included)
             tie_c = (src == desc[:, 1:].view(n, 1, hw)).nonzero()
         conv = m.spatial_conv
@@ -223,7 +240,7 @@ def _cbam_forward(m: CBAM, x: Tensor, for_backward: bool = False,
             gate = z * scale if scale != 1 else z
             out = x.mul_(gate) if inplace else x * gate
         else:
-            out.view(n, c, hw).mul_(z.view(n, 1, hw))
+            to_flat(out).mul_(z.view(pix))
         if for_backward:
             s = (z * scale).view(n, 1, hw)
             if fold:
