@@ -35,7 +35,13 @@ def predictor(checkpoint):
 def test_tile_cores_partition_the_axis(length, tile, overlap):
     grid = tile_grid(length, tile, overlap)
     assert grid[0][0] == 0 and grid[-1][1] == length
-    assert all(e - s == min(tile, length) for s, e, _, _ in grid)
+    # balanced: equal tiles of at most `tile`, as few as the overlap allows
+    sizes = {e - s for s, e, _, _ in grid}
+    assert len(sizes) == 1 and sizes.pop() <= tile
+    fewest = 1 if length <= tile else -(-(length - overlap) //
+                                         (tile - overlap))
+    assert len(grid) == fewest
+    assert all(a[1] - b[0] >= overlap for a, b in zip(grid, grid[1:]))
     cores = [(cs, ce) for _, _, cs, ce in grid]
     assert cores[0][0] == 0 and cores[-1][1] == length
     assert all(a[1] == b[0] for a, b in zip(cores, cores[1:]))
@@ -301,3 +307,33 @@ def test_core_hint_only_skips_work(predictor):
     for a, b in [(hinted.bboxes, plain.bboxes), (hinted.scores, plain.scores),
                  (hinted.mask_probs, plain.mask_probs)]:
         assert np.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize('shape,tiles', [((20, 400), 1),  # long, small area
+                                         ((300, 290), 16),
+                                         ((40, 400), 5),
+                                         ((90, 95), 1)])  # short sides
+def test_tiling_decided_by_side_and_area(predictor, monkeypatch, shape,
+                                         tiles):
+    """Tiles only when the longer side exceeds tile_above and the image is
+    larger than one tile square: a long thin strip runs whole."""
+    calls = []
+    orig = predictor._predict_array
+
+    def spy(img, *args, **kwargs):
+        calls.append(img.shape[:2])
+        return orig(img, *args, **kwargs)
+    monkeypatch.setattr(predictor, '_predict_array', spy)
+    monkeypatch.setattr(predictor, 'tile_size', 100)
+    monkeypatch.setattr(predictor, 'tile_overlap', 20)
+    monkeypatch.setattr(predictor, 'tile_above', 120)
+    rgb = np.full(shape + (3, ), 200, np.uint8)
+    dets = predictor.predict(rgb)
+    assert len(calls) == tiles
+    if tiles > 1:
+        assert tiles == len(tile_grid(shape[0], 100, 20)) * len(
+            tile_grid(shape[1], 100, 20))
+        assert all(h <= 100 and w <= 100 for h, w in calls)
+    else:
+        assert calls == [shape]
+    assert (dets.height, dets.width) == shape

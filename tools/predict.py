@@ -64,6 +64,7 @@ def parse_args(argv=None):
     parser.add_argument('--tile-overlap', type=int, default=192)
     parser.add_argument('--tile-above', type=int, default=1600,
                         help='tile images whose longer side exceeds this '
+                        'and whose area exceeds one --tile-size square '
                         '(0: never)')
     parser.add_argument('--device', default=None,
                         help='cuda, cuda:1, cpu (default: cuda if present)')

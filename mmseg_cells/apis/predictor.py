@@ -1,4 +1,5 @@
 """Memory-frugal, tiled Mask R-CNN prediction for cell images."""
+import math
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -79,19 +80,24 @@ def tile_grid(length: int, tile: int,
               overlap: int) -> List[Tuple[int, int, int, int]]:
     """Split ``[0, length)`` into overlapping tiles and disjoint cores.
 
-    Returns ``(start, end, core_start, core_end)`` per tile. Tiles are
-    ``tile`` long (the last one is shifted to end at ``length``); cores
-    partition ``[0, length)``, each boundary midway in the overlap of two
-    neighbouring tiles. A detection is kept only by the tile whose core holds
-    its box centre, so a cell crossing a tile border is predicted once, by a
-    tile that contains all of it as long as the cell is smaller than half the
-    overlap on either side of the centre.
+    Returns ``(start, end, core_start, core_end)`` per tile. The fewest
+    tiles of at most ``tile`` pixels that overlap by at least ``overlap``
+    are used, all of the same length (balanced: a 2000 px side becomes
+    three 795 px tiles, not three of 1024 px, two of them mostly overlap);
+    cores partition ``[0, length)``, each boundary midway in the overlap of
+    two neighbouring tiles. A detection is kept only by the tile whose core
+    holds its box centre, so a cell crossing a tile border is predicted
+    once, by a tile that contains all of it as long as the cell is smaller
+    than half the overlap on either side of the centre.
     """
     if length <= tile:
         return [(0, length, 0, length)]
-    stride = max(tile - overlap, 1)
-    starts = list(range(0, length - tile, stride)) + [length - tile]
-    spans = [(s, s + tile) for s in starts]
+    if overlap >= tile:
+        raise ValueError('overlap must be smaller than tile')
+    n = math.ceil((length - overlap) / (tile - overlap))
+    size = math.ceil((length + (n - 1) * overlap) / n)  # <= tile
+    starts = [i * (size - overlap) for i in range(n - 1)] + [length - size]
+    spans = [(s, s + size) for s in starts]
     out = []
     for i, (s, e) in enumerate(spans):
         core_s = 0 if i == 0 else (s + spans[i - 1][1]) // 2
@@ -193,8 +199,9 @@ class CellPredictor:
 
     - never pastes N full-image masks: it returns each detection's ``M x M``
       mask probabilities and pastes/encodes them from box-sized crops;
-    - predicts images whose longer side exceeds ``tile_above`` by
-      overlapping ``tile_size`` tiles (``tile_overlap`` px overlap), merged
+    - predicts images whose longer side exceeds ``tile_above`` and whose
+      area exceeds one ``tile_size`` square by overlapping tiles of at most
+      ``tile_size`` px (``tile_overlap`` px overlap, balanced sizes), merged
       without duplicates by the tile-core rule of :func:`tile_grid`;
     - optionally merges horizontal/vertical flip test-time augmentation,
       masks included (:meth:`predict`).
@@ -209,7 +216,9 @@ class CellPredictor:
         tile_size (int): tile side for large images. Defaults to 1024.
         tile_overlap (int): overlap between tiles; must exceed the largest
             cell diameter. Defaults to 192 (real cells: box side <= ~110 px).
-        tile_above (int): tile images whose longer side exceeds this.
+        tile_above (int): tile images whose longer side exceeds this and
+            whose area exceeds ``tile_size ** 2`` (a 2000 x 475 image is
+            smaller than one tile: tiling it would only add overlap work).
             Defaults to 1600; 0 disables tiling.
         tta (bool): flip test-time augmentation. Defaults to False.
         optimize (bool): apply the inference-only rewrites of
@@ -576,7 +585,9 @@ class CellPredictor:
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f'expected an H x W x 3 image, got {rgb.shape}')
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        if not self.tile_above or max(rgb.shape[:2]) <= self.tile_above:
+        h, w = rgb.shape[:2]
+        if not self.tile_above or max(h, w) <= self.tile_above or \
+                h * w <= self.tile_size**2:
             return self._predict_array(bgr)
         return predict_tiled(self._predict_array, bgr, self.tile_size,
                              self.tile_overlap, self.max_per_img)
