@@ -309,6 +309,11 @@ class CellPredictor:
         rounding (e.g. a custom op that ignores memory format) or the probe
         fails (mmcv's deformable convs refuse channels-last input), the
         original is kept, with a warning. Returns whether the rewrite was kept.
+
+        The rewritten ``self.model`` is meant for this predictor: mmdet's
+        own ``inference_detector`` would hand its channels-last maps to
+        mmcv's RoIAlign; build with ``optimize=False`` to use the model
+        elsewhere.
         """
         import copy
         import warnings
