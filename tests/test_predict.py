@@ -122,16 +122,23 @@ def test_crop_pasting_matches_stock_mmdet(checkpoint):
     inst = inference_detector(plain.model,
                               rgb[..., ::-1].copy()).pred_instances
     assert len(inst) == len(dets) == 100
+    # the 100-detection cut may fall between near-equal scores: compare
+    # the detections clearly above the lowest kept score of either side
+    ref_scores = inst.scores.numpy()
+    cut = max(dets.scores.min(), ref_scores.min()) + 1e-4
+    keep = np.flatnonzero(dets.scores > cut)
+    assert len(keep) == (ref_scores > cut).sum() >= 50
     ref_boxes = inst.bboxes.numpy()
-    dist = np.abs(dets.bboxes[:, None] - ref_boxes[None]).max(2)
-    dist[dets.labels[:, None] != inst.labels.numpy()[None]] = np.inf
+    dist = np.abs(dets.bboxes[keep, None] - ref_boxes[None]).max(2)
+    dist[dets.labels[keep, None] != inst.labels.numpy()[None]] = np.inf
     pair = dist.argmin(1)
-    assert np.all(dist[np.arange(len(dets)), pair] < 1e-3)
-    assert len(np.unique(pair)) == len(dets)
-    assert np.allclose(inst.scores.numpy()[pair], dets.scores, atol=1e-5)
+    assert np.all(dist[np.arange(len(keep)), pair] < 1e-3)
+    assert len(np.unique(pair)) == len(keep)
+    assert np.allclose(ref_scores[pair], dets.scores[keep], atol=1e-5)
     ours = np.zeros((len(dets), 150, 170), bool)
     for i, crop, x0, y0 in dets.iter_masks(ours_p.mask_thr):
         ours[i, y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
+    ours = ours[keep]
     stock = inst.masks.numpy()[pair]
     assert stock.any()
     assert (ours != stock).sum() <= 0.001 * ours.size
