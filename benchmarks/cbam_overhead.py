@@ -46,10 +46,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (BASE_CONFIG, CBAM_CONFIG, RESULTS,  # noqa: E402
-                    append_result, interleaved, load_avg, load_config,
-                    machine_info, quiet, ratio_summary, synthetic_image,
-                    torch_info)
+from common import (BASE_CONFIG, CBAM_CONFIG,  # noqa: E402
+                    add_record_args, append_result, interleaved,
+                    load_avg, load_config, machine_info, quiet,
+                    ratio_summary, synthetic_image, torch_info)
 
 import numpy as np  # noqa: E402
 
@@ -223,12 +223,7 @@ def main(argv=None) -> int:
     parser.add_argument('--skip-train', action='store_true')
     parser.add_argument('--profile', action='store_true',
                         help='print torch.profiler tables and CBAM share')
-    parser.add_argument('--no-record', action='store_true',
-                        help='do not append to benchmarks/RESULTS.md')
-    parser.add_argument('--label', default='',
-                        help='text added to the RESULTS.md benchmark name')
-    parser.add_argument('--results', type=Path, default=RESULTS,
-                        help='RESULTS.md to append to')
+    add_record_args(parser)
     args = parser.parse_args(argv)
     quiet()
     import torch

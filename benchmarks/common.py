@@ -20,16 +20,28 @@ for _p in (str(REPO), str(BENCH_DIR)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from convert_speed import RESULTS, append_result, machine_info  # noqa: E402
+from convert_speed import (REAL_SIZES, RESULTS, append_result,  # noqa: E402
+                           machine_info)
 
 __all__ = [
-    'BASE_CONFIG', 'CBAM_CONFIG', 'RESULTS', 'append_result',
-    'interleaved', 'load_config', 'machine_info', 'quiet', 'ratio_summary',
-    'synthetic_image', 'torch_info'
+    'BASE_CONFIG', 'CBAM_CONFIG', 'REAL_SIZES', 'RESULTS',
+    'add_record_args', 'append_result', 'interleaved', 'load_config',
+    'machine_info', 'quiet', 'ratio_summary', 'synthetic_image', 'torch_info'
 ]
 
 BASE_CONFIG = str(REPO / 'configs' / 'mask_rcnn_r50_fpn_cells.py')
 CBAM_CONFIG = str(REPO / 'configs' / 'cbam_mask_rcnn.py')
+
+
+def add_record_args(parser) -> None:
+    """``--no-record``, ``--label`` and ``--results``: whether and where a
+    benchmark appends its rows, and text added to its name there."""
+    parser.add_argument('--no-record', action='store_true',
+                        help='do not append to benchmarks/RESULTS.md')
+    parser.add_argument('--label', default='',
+                        help='text added to the RESULTS.md benchmark name')
+    parser.add_argument('--results', type=Path, default=RESULTS,
+                        help='RESULTS.md to append to')
 
 
 def quiet() -> None:

@@ -2,8 +2,8 @@
 
 Both pipelines run the main config (``configs/cbam_mask_rcnn.py``, random
 init, ``score_thr=0``) on synthetic H&E images whose sizes follow the real
-test set (101 sizes, embedded below; ``--quick`` takes 12 of them evenly
-spaced by area, ``--full`` all 101):
+test set (the 101 sizes embedded in ``convert_speed.py``; ``--quick``
+takes 12 of them evenly spaced by area, ``--full`` all 101):
 
 * **ours**: :meth:`CellPredictor.predict` (tiling above 1600 px, masks kept
   as 28x28 probabilities) + :meth:`CellPredictor.to_coco_results` (each mask
@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (CBAM_CONFIG, RESULTS, append_result,  # noqa: E402
+from common import (CBAM_CONFIG, REAL_SIZES,  # noqa: E402
+                    add_record_args, append_result,
                     load_avg, load_config, machine_info, quiet,
                     synthetic_image, torch_info)
 
@@ -52,29 +53,6 @@ import numpy as np  # noqa: E402
 BENCHMARK = 'predict_throughput'
 TARGET_SPEEDUP = 1.5
 TARGET_NONCONV = 0.25
-
-# (height, width) of the 101 hw3 test images (test_image_name_to_ids.json),
-# embedded so that the benchmark runs without ../shared.
-REAL_SIZES: List[Tuple[int, int]] = [
-    (33, 86), (37, 85), (82, 35), (87, 66), (109, 113), (123, 114),
-    (125, 129), (125, 171), (128, 128), (134, 124), (134, 224), (139, 88),
-    (142, 115), (143, 320), (150, 150), (151, 147), (157, 219), (160, 1500),
-    (170, 145), (171, 277), (171, 634), (174, 482), (179, 95), (185, 221),
-    (201, 464), (206, 272), (221, 242), (222, 222), (229, 393), (233, 490),
-    (237, 240), (252, 230), (253, 316), (255, 170), (272, 264), (277, 302),
-    (293, 341), (297, 296), (300, 300), (306, 443), (307, 582), (309, 448),
-    (315, 333), (316, 177), (325, 429), (348, 348), (350, 265), (367, 431),
-    (372, 688), (373, 299), (374, 651), (384, 497), (401, 443), (426, 491),
-    (430, 1987), (441, 528), (446, 512), (449, 935), (460, 500), (496, 524),
-    (503, 477), (509, 539), (518, 783), (523, 858), (547, 563), (556, 736),
-    (566, 615), (567, 796), (578, 676), (582, 583), (585, 839), (600, 600),
-    (633, 709), (635, 840), (653, 664), (655, 787), (743, 435), (755, 601),
-    (781, 892), (833, 748), (849, 388), (879, 726), (885, 633), (912, 1007),
-    (950, 310), (992, 1079), (1000, 350), (1000, 400), (1005, 1164),
-    (1026, 1158), (1200, 410), (1251, 1500), (1315, 1460), (1400, 1872),
-    (1500, 760), (1500, 1500), (1771, 1760), (1974, 868), (2000, 475),
-    (2150, 1401), (2500, 735)
-]
 
 # top-level operators counted as convolution / matrix-multiply time
 CONV_OPS = {
@@ -202,11 +180,7 @@ def main(argv=None) -> int:
                         help='also profile stock mmdet (top operators)')
     parser.add_argument('--no-optimize', action='store_true',
                         help="ours without CellPredictor.optimize()")
-    parser.add_argument('--no-record', action='store_true')
-    parser.add_argument('--label', default='',
-                        help='text added to the RESULTS.md benchmark name')
-    parser.add_argument('--results', type=Path, default=RESULTS,
-                        help='RESULTS.md to append to')
+    add_record_args(parser)
     args = parser.parse_args(argv)
     quiet()
     import torch

@@ -98,6 +98,20 @@ def test_cell_crossing_tile_border_is_predicted_once():
 
 
 # ------------------------------------------------------ the real model
+def blob_image(seed: int, h: int, w: int, n: int,
+               margin: int) -> np.ndarray:
+    """An RGB H&E-coloured image with ``n`` round cells of radius 5-9
+    centred at least ``margin`` px from the border."""
+    rng = np.random.default_rng(seed)
+    rgb = np.full((h, w, 3), (225, 170, 205), np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    for _ in range(n):
+        cy, cx, r = rng.integers(margin, h - margin), \
+            rng.integers(margin, w - margin), rng.integers(5, 10)
+        rgb[(yy - cy)**2 + (xx - cx)**2 <= r * r] = (90, 40, 120)
+    return rgb
+
+
 def test_crop_pasting_matches_stock_mmdet(checkpoint):
     """Same boxes, scores and masks as mmdet's inference_detector (which
     pastes full-image masks) with the model as built, on an image from the
@@ -111,13 +125,7 @@ def test_crop_pasting_matches_stock_mmdet(checkpoint):
                                    score_thr=0.0, max_per_img=100,
                                    optimize=opt) for opt in (True, False))
     assert ours_p.channels_last and not plain.channels_last
-    rng = np.random.default_rng(1)
-    rgb = np.full((150, 170, 3), (225, 170, 205), np.uint8)
-    yy, xx = np.mgrid[:150, :170]
-    for _ in range(25):
-        cy, cx, r = rng.integers(10, 140), rng.integers(10, 160), \
-            rng.integers(5, 10)
-        rgb[(yy - cy)**2 + (xx - cx)**2 <= r * r] = (90, 40, 120)
+    rgb = blob_image(1, 150, 170, 25, margin=10)
     dets = ours_p.predict(rgb)
     inst = inference_detector(plain.model,
                               rgb[..., ::-1].copy()).pred_instances
@@ -312,13 +320,7 @@ def test_images_folder_mode_assigns_ids(checkpoint, tiny_data_root,
 def test_core_hint_only_skips_work(predictor):
     """Dropping the boxes outside a tile's core before the mask head gives
     the same merged result as computing every mask and filtering after."""
-    rng = np.random.default_rng(2)
-    rgb = np.full((200, 230, 3), (225, 170, 205), np.uint8)
-    yy, xx = np.mgrid[:200, :230]
-    for _ in range(40):
-        cy, cx, r = rng.integers(5, 195), rng.integers(5, 225), \
-            rng.integers(5, 10)
-        rgb[(yy - cy)**2 + (xx - cx)**2 <= r * r] = (90, 40, 120)
+    rgb = blob_image(2, 200, 230, 40, margin=5)
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     hinted = predict_tiled(predictor._predict_array, bgr, 96, 32, 1000)
     plain = predict_tiled(lambda img, core: predictor._predict_array(img),

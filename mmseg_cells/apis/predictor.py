@@ -135,6 +135,12 @@ def predict_tiled(predict_fn: Callable[..., Detections],
     return dets.select(order)
 
 
+def _nchw(feats):
+    """Contiguous (NCHW) copies of channels-last maps, for mmdet/mmcv code
+    that needs them (mmcv's RoIAlign ignores strides)."""
+    return tuple(f.contiguous() for f in feats)
+
+
 def roi_pool(layer, feat: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
     """``layer(feat, rois)``; mmcv's average-mode ``RoIAlign`` on CPU runs
     as :func:`~mmseg_cells.ops.roi_align_nhwc` (same values up to float32
@@ -166,7 +172,7 @@ def extract_roi_feats(extractor, feats, rois: torch.Tensor) -> torch.Tensor:
     from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
     feats = feats[:extractor.num_inputs]
     if type(extractor) is not SingleRoIExtractor or len(rois) == 0:
-        return extractor([f.contiguous() for f in feats], rois)
+        return extractor(_nchw(feats), rois)
     rois = rois.type_as(feats[0])
     if len(feats) == 1:
         return roi_pool(extractor.roi_layers[0], feats[0], rois)
@@ -184,12 +190,6 @@ def extract_roi_feats(extractor, feats, rois: torch.Tensor) -> torch.Tensor:
             out = part.new_empty((len(rois), ) + part.shape[1:])
         out[inds] = part
     return out
-
-
-def _nchw(feats):
-    """Contiguous (NCHW) copies of channels-last maps, for mmdet/mmcv code
-    that needs them (mmcv's RoIAlign ignores strides)."""
-    return tuple(f.contiguous() for f in feats)
 
 
 class CellPredictor:
