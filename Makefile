@@ -12,8 +12,8 @@ install: $(STAMP)
 
 # Reinstalls (idempotently, seconds with the cached mmcv wheel) when the
 # dependency set or the installer changes.
-$(STAMP): pyproject.toml tools/install.sh requirements/constraints.txt
-	bash tools/install.sh
+$(STAMP): pyproject.toml tools/install.sh tools/check_build_env.py requirements/constraints.txt
+	VENV="$(abspath $(VENV))" bash tools/install.sh
 
 demo: $(STAMP)
 	DATA="$(DATA)" OUT="$(OUT)" bash tools/demo.sh

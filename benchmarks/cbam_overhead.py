@@ -14,7 +14,9 @@ repetitions (A B, B A, ...):
   ``score_thr=0`` and ``--dets`` detections per image (forced: a random
   model scores everything above 0), mask probabilities included;
 * ``backbone``: ``extract_feat`` (ResNet + FPN) alone, where all of CBAM's
-  cost lives (the strictest ratio);
+  cost lives (the strictest ratio), of the models **as built** (eval mode,
+  no predictor rewrite) at ``--size`` and at 1024 px (target <= 1.05x),
+  and of the predictors' rewritten models (channels-last, BN folded);
 * ``train step``: ``model.train_step`` (forward, losses, backward, the
   config's AdamW step and gradient clipping, with lr 0 so that every
   repetition starts from the same weights) on a batch of 2 annotated
@@ -56,6 +58,7 @@ import numpy as np  # noqa: E402
 BENCHMARK = 'cbam_overhead'
 TARGET_PREDICT = 1.03
 TARGET_TRAIN = 1.05
+TARGET_BACKBONE = 1.05
 
 
 def build_predictors(dets: int):
@@ -243,17 +246,18 @@ def main(argv=None) -> int:
     print(f'{n_cbam} CBAM modules; image {args.size}x{args.size} '
           f'(network input x1.5), {args.dets} detections; {torch_info()}')
 
-    def feats(p):
-        data = p.pipeline(dict(img=rgb[..., ::-1].copy(), img_id=0,
-                               img_shape=rgb.shape[:2],
-                               ori_shape=rgb.shape[:2]))
-        x = p.model.data_preprocessor(
+    def feats(p, model=None, img=rgb):
+        model = p.model if model is None else model
+        data = p.pipeline(dict(img=img[..., ::-1].copy(), img_id=0,
+                               img_shape=img.shape[:2],
+                               ori_shape=img.shape[:2]))
+        x = model.data_preprocessor(
             dict(inputs=[data['inputs']],
                  data_samples=[data['data_samples']]), False)['inputs']
 
         def run():
             with torch.no_grad():
-                return p.model.extract_feat(x)
+                return model.extract_feat(x)
         return run
 
     results = {}
@@ -271,9 +275,22 @@ def main(argv=None) -> int:
         results[f'predict {size}px'] = fmt_ratio(
             f'predict {size}px, {args.dets} dets', t['cbam'], t['base'],
             TARGET_PREDICT)
+    # the models as built (what training, validation and tools/test.py
+    # run), at the benchmark size and at 1024 px
+    base_train.eval()
+    cbam_train.eval()
+    for size in sorted({args.size, 1024}):
+        img = rgb if size == args.size else synthetic_image(
+            1, size, size, crowded=True)[0]
+        t = interleaved({'base': feats(base, base_train, img),
+                         'cbam': feats(cbam, cbam_train, img)}, p_reps)
+        results[f'backbone as built {size}px'] = fmt_ratio(
+            f'backbone+neck as built {size}px', t['cbam'], t['base'],
+            TARGET_BACKBONE)
     t = interleaved({'base': feats(base), 'cbam': feats(cbam)}, p_reps)
-    results['backbone'] = fmt_ratio(f'backbone+neck {args.size}px',
-                                    t['cbam'], t['base'])
+    results['backbone'] = fmt_ratio(
+        f'backbone+neck {args.size}px, predictor rewrite', t['cbam'],
+        t['base'])
     n_gt = 0
     if not args.skip_train:
         batch, n_gt = make_batch(args.size)
@@ -309,7 +326,9 @@ def main(argv=None) -> int:
 
     ok = results[f'predict {args.size}px'] <= TARGET_PREDICT and (
         'train step' not in results
-        or results['train step'] <= TARGET_TRAIN)
+        or results['train step'] <= TARGET_TRAIN) and all(
+            v <= TARGET_BACKBONE for k, v in results.items()
+            if 'as built' in k)
     if not args.no_record:
         mode_name = 'full' if args.full else 'quick'
         name = (f'{BENCHMARK} ({mode_name}, {args.size}px x1.5, '
@@ -319,7 +338,8 @@ def main(argv=None) -> int:
         rows = []
         for k, v in results.items():
             tgt = (f'<= {TARGET_PREDICT}x' if k.startswith('predict') else
-                   f'<= {TARGET_TRAIN}x' if k == 'train step' else '-')
+                   f'<= {TARGET_TRAIN}x' if k == 'train step' else
+                   f'<= {TARGET_BACKBONE}x' if 'as built' in k else '-')
             rows.append((f'CBAM/baseline {k} (median ratio)', f'{v:.3f}x',
                          tgt))
         append_result(name, rows, path=args.results, section=BENCHMARK)

@@ -14,7 +14,11 @@ custom_imports = dict(imports=['mmseg_cells'], allow_failed_imports=False)
 pretrained = 'torchvision://resnet50'
 
 model = dict(
-    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    # mmdet's ResNet, except that modules added by plugins (CBAM in the
+    # derived configs) keep learning in the frozen stem + C2 (frozen_stages=1)
+    backbone=dict(
+        type='ResNetStagePlugins',
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     rpn_head=dict(
         # Cell boxes: sqrt(wh) median 21 px, 5-95 % 14-40 px. mmdet's
         # scales=[8] (32 px on P2) reaches IoU >= 0.7 for only 19.7 % of

@@ -30,8 +30,25 @@ that fails without it.
    hub cache like before. When the weights cannot be fetched (no network)
    it raises :class:`PretrainedWeightsUnavailable`, which says which file
    to download and how to point the config at a local copy.
+
+3. A checkpoint that the restricted unpickler refuses (it asks for a class
+   or function outside the allow-list, e.g. ``os.system``) makes torch raise
+   an ``UnpicklingError`` whose advice is to retry with
+   ``weights_only=False``: the wrong advice for a file that may run code.
+   mmengine's loaders for local files and URLs are wrapped so that this
+   becomes :class:`UnsafeCheckpointError`, naming the file and what it asked
+   for. The tools print such :class:`CheckpointLoadError` messages as one
+   ``error:`` line and exit 1 (:func:`mmseg_cells.utils.cli.run_cli`).
+
+4. mmengine 0.10.7 ``import``s and ``importlib.reload``s ``pkg_resources``
+   at every ``is_installed`` call (config parsing does several), and
+   setuptools warns "pkg_resources is deprecated as an API" each time: the
+   same UserWarning three times per tool run. That one warning is filtered
+   (:func:`silence_pkg_resources_deprecation`); nothing else is.
 """
 import pickle
+import re
+import warnings
 
 import numpy as np
 import torch
@@ -101,9 +118,78 @@ def allow_runner_checkpoints_with_weights_only() -> None:
     add(runner_checkpoint_safe_globals())
 
 
-class PretrainedWeightsUnavailable(RuntimeError):
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint that cannot be loaded, for a reason the user can fix;
+    the message says which file and what to do."""
+
+
+class PretrainedWeightsUnavailable(CheckpointLoadError):
     """Raised when ``torchvision://`` weights can be neither found in the
     torch hub cache nor downloaded."""
+
+
+class UnsafeCheckpointError(CheckpointLoadError):
+    """Raised when the weights-only unpickler refuses a checkpoint because
+    it asks for a class or function that could run code."""
+
+
+_WEIGHTS_ONLY_MARKERS = ('Weights only load failed', 'weights-only load:')
+
+
+def _refused_global(message: str) -> str:
+    """What a refused checkpoint asked for, from torch's message."""
+    for pattern in (r'Unsupported global: GLOBAL ([\w.]+)',
+                    r'unsupported GLOBAL ([\w.]+)',
+                    r'weights-only load: ([^\n]+)',
+                    r'WeightsUnpickler error: ([^\n]+)'):
+        found = re.search(pattern, message)
+        if found:
+            return found.group(1).rstrip('. ')
+    return 'an object outside the allow-list'
+
+
+def _refuse_unsafe(filename: str, exc: pickle.UnpicklingError):
+    """``UnsafeCheckpointError`` for a weights-only refusal, else None."""
+    text = str(exc)
+    if not any(marker in text for marker in _WEIGHTS_ONLY_MARKERS):
+        return None
+    return UnsafeCheckpointError(
+        f'{filename}: checkpoint not loaded: it asks for '
+        f'{_refused_global(text)}, which could run code when loaded. Only '
+        f'tensors and the objects of mmengine Runner checkpoints are '
+        f'allowed (mmseg_cells/compat.py). Use checkpoints from a source '
+        f'you trust.')
+
+
+def _guard_loader(loader):
+    """Wrap an mmengine checkpoint loader ``(filename, map_location)`` so a
+    weights-only refusal raises :class:`UnsafeCheckpointError`."""
+    if getattr(loader, '_mmseg_cells_guarded', False):
+        return loader
+
+    def guarded(filename, map_location=None, *args, **kwargs):
+        try:
+            return loader(filename, map_location, *args, **kwargs)
+        except pickle.UnpicklingError as e:
+            err = _refuse_unsafe(filename, e)
+            if err is None:
+                raise
+            raise err from None
+
+    guarded._mmseg_cells_guarded = True
+    guarded.__name__ = getattr(loader, '__name__', 'guarded')
+    guarded.__doc__ = loader.__doc__
+    return guarded
+
+
+def guard_checkpoint_loaders() -> None:
+    """Wrap mmengine's local-file and http(s) loaders (see module doc)."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    for prefixes in ('', ('http://', 'https://')):
+        probe = 'x' if prefixes == '' else prefixes[0] + 'x'
+        loader = CheckpointLoader._get_checkpoint_loader(probe)
+        CheckpointLoader.register_scheme(
+            prefixes=prefixes, loader=_guard_loader(loader), force=True)
 
 
 def _torchvision_url(name: str) -> str:
@@ -128,6 +214,11 @@ def load_from_torchvision_url(filename: str, map_location=None):
     cached = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(url))
     try:
         return load_from_http(url, map_location=map_location)
+    except pickle.UnpicklingError as e:
+        err = _refuse_unsafe(cached, e)
+        if err is None:
+            raise
+        raise err from None
     except Exception as e:  # network down, proxy, truncated download, ...
         raise PretrainedWeightsUnavailable(
             f'cannot load ImageNet weights {filename} ({type(e).__name__}: '
@@ -147,12 +238,24 @@ def register_torchvision_scheme() -> None:
         force=True)
 
 
+PKG_RESOURCES_WARNING = r'pkg_resources is deprecated as an API'
+
+
+def silence_pkg_resources_deprecation() -> None:
+    """Ignore setuptools' "pkg_resources is deprecated" UserWarning (only
+    that message), which mmengine 0.10.7 triggers on every config parse."""
+    warnings.filterwarnings(
+        'ignore', message=PKG_RESOURCES_WARNING, category=UserWarning)
+
+
 def apply() -> None:
     """Apply all fixes once per process."""
     global _APPLIED
     if _APPLIED:
         return
+    silence_pkg_resources_deprecation()
     allow_runner_checkpoints_with_weights_only()
+    guard_checkpoint_loaders()
     register_torchvision_scheme()
     _APPLIED = True
 
@@ -161,6 +264,9 @@ apply()
 
 __all__ = [
     'apply', 'register_torchvision_scheme', 'load_from_torchvision_url',
-    'PretrainedWeightsUnavailable', 'allow_runner_checkpoints_with_weights_only',
+    'CheckpointLoadError', 'PretrainedWeightsUnavailable',
+    'UnsafeCheckpointError', 'guard_checkpoint_loaders',
+    'silence_pkg_resources_deprecation',
+    'allow_runner_checkpoints_with_weights_only',
     'runner_checkpoint_safe_globals'
 ]

@@ -359,3 +359,32 @@ def test_tiling_decided_by_side_and_area(predictor, monkeypatch, shape,
     else:
         assert calls == [shape]
     assert (dets.height, dets.width) == shape
+
+
+def test_label_map_overlaps_follow_the_written_scores():
+    """Two overlapping cells whose scores differ only below the 5 decimals
+    of test-results.json: the label maps must give the overlap to the cell
+    a reader of the results file would (the later of equal written scores),
+    not decide by digits the file does not hold. The cause of a once flaky
+    round-trip test."""
+    from types import SimpleNamespace
+
+    from mmseg_cells.apis import CellPredictor
+    from mmseg_cells.apis.predictor import Detections
+    m = 28
+    probs = np.ones((2, m, m), np.float32)
+    boxes = np.array([[10, 10, 40, 40], [25, 25, 55, 55]], np.float32)
+    # float32 order: cell 0 higher; written (5 decimals): equal
+    scores = np.array([0.1234571, 0.1234551], np.float32)
+    dets = Detections(boxes, scores, np.array([0, 0]), probs, 64, 64)
+    fake = SimpleNamespace(mask_thr=0.5)
+    results = CellPredictor.to_coco_results(fake, dets, image_id=1)
+    assert results[0]['score'] == results[1]['score']
+    maps = CellPredictor.label_maps(fake, dets)
+    owner = np.full((64, 64), -1)
+    for i in np.argsort([r['score'] for r in results], kind='stable'):
+        owner[mask_util.decode(results[i]['segmentation']) > 0] = i
+    # the overlap belongs to cell 1 (id 2 after renumbering)
+    assert maps[0][30, 30] == 2 and owner[30, 30] == 1
+    for i in range(2):
+        assert np.array_equal(maps[0] == i + 1, owner == i)

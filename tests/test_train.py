@@ -31,8 +31,11 @@ def test_training_lowers_loss_and_reports_segm_ap50(trained_tiny):
     ap50 = val[0]['coco/segm_mAP_50']
     assert 0.0 <= ap50 <= 1.0
     assert 'coco/bbox_mAP_50' in val[0]
-    # the best checkpoint is kept by segm AP50
-    assert glob(osp.join(work_dir, 'best_coco_segm_mAP_50_epoch_*.pth'))
+    # the leaderboard's number (maxDets 100) is logged next to it, and
+    # keeps the best checkpoint
+    assert 0.0 <= val[0]['coco/segm_leaderboard_AP50'] <= 1.0
+    assert glob(osp.join(work_dir,
+                         'best_coco_segm_leaderboard_AP50_epoch_*.pth'))
     assert osp.basename(last_checkpoint(work_dir)) == 'epoch_8.pth'
 
 
@@ -62,7 +65,9 @@ def test_tools_test_evaluates_checkpoint(trained_tiny, tiny_data_root,
         str(tmp_path), '--data-root', tiny_data_root, '--out', str(out)
     ])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert re.search(r'coco/segm_mAP_50: \d\.\d+', proc.stdout + proc.stderr)
+    log = proc.stdout + proc.stderr
+    assert re.search(r'coco/segm_mAP_50: \d\.\d+', log)
+    assert re.search(r'coco/segm_leaderboard_AP50: \d\.\d+', log)
     assert out.is_file() and out.stat().st_size > 0
 
 

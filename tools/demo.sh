@@ -43,11 +43,11 @@ WORK="$OUT/work_dir"
 step "3/6 train $(basename "$CONFIG") -> $WORK"
 rm -rf "$WORK"
 "$PY" tools/train.py "$CONFIG" --data-root "$DATA_ROOT" --work-dir "$WORK"
-CKPT="$(ls "$WORK"/best_coco_segm_mAP_50_epoch_*.pth | tail -n 1)"
+CKPT="$(ls "$WORK"/best_coco_segm_leaderboard_AP50_epoch_*.pth | tail -n 1)"
 
-step "4/6 evaluate $CKPT on val (segm AP50 = coco/segm_mAP_50)"
+step "4/6 evaluate $CKPT on val (segm AP50: coco/segm_leaderboard_AP50 at maxDets 100, coco/segm_mAP_50 at 1000)"
 "$PY" tools/test.py "$CONFIG" "$CKPT" --data-root "$DATA_ROOT" --work-dir "$WORK/test" 2>&1 \
-  | tee "$WORK/test.log" | grep -E "segm_mAP_copypaste|coco/segm_mAP_50|^\| class" || true
+  | tee "$WORK/test.log" | grep -E "segm_mAP_copypaste|coco/segm_mAP_50|coco/segm_leaderboard_AP50|^\| class" || true
 
 step "5/6 predict test images -> $OUT/predictions"
 "$PY" tools/predict.py "$CONFIG" "$CKPT" --data-root "$DATA_ROOT" --out-dir "$OUT/predictions" \
@@ -56,6 +56,7 @@ step "5/6 predict test images -> $OUT/predictions"
 step "6/6 training curves -> $WORK/curves"
 "$PY" tools/plot_curves.py "$WORK"
 
-ap50="$(grep -oE 'coco/segm_mAP_50: [0-9.]+' "$WORK/test.log" | tail -n 1 | awk '{print $2}')"
-step "done: val segm AP50 ${ap50:-?}, $(( $(date +%s) - start )) s"
+ap50="$(grep -oE 'coco/segm_leaderboard_AP50: [0-9.]+' "$WORK/test.log" | tail -n 1 | awk '{print $2}')"
+ap50_1000="$(grep -oE 'coco/segm_mAP_50: [0-9.]+' "$WORK/test.log" | tail -n 1 | awk '{print $2}')"
+step "done: val segm AP50 ${ap50:-?} (leaderboard, maxDets 100; ${ap50_1000:-?} at maxDets 1000), $(( $(date +%s) - start )) s"
 echo "demo outputs: $OUT"

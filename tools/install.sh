@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # One-command environment for mmseg-cells (called by `make install`).
 #
-# Creates .venv/ in the repository root and installs, in this order:
-#   1. torch==2.13.0 (pinned exactly so that pip never resolves another build);
-#   2. mmcv 2.1.0 built from its sdist WITH its C++ ops (MMCV_WITH_OPS=1,
-#      --no-build-isolation so that it compiles against the torch above). There
-#      is no mmcv wheel for this torch. The built wheel is cached outside the
-#      repository, keyed by torch version, CPU/CUDA, Python and architecture:
+# Creates .venv/ in the repository root (VENV=... moves it) and installs, in
+# this order:
+#   1. build tools and torch==2.13.0 (pinned exactly so that pip never resolves
+#      another build);
+#   2. mmcv 2.1.0 WITH its C++ ops: MMCV_WHEEL=/path/or/URL/to/mmcv-2.1.0-*.whl
+#      installs a wheel you already have (OpenMMLab's prebuilt wheel for your
+#      torch/CUDA, or one built once and shared on a site); otherwise it is
+#      built from its sdist (MMCV_WITH_OPS=1, --no-build-isolation so that it
+#      compiles against the torch above; there is no mmcv wheel for this torch).
+#      The built wheel is cached outside the repository, keyed by torch version,
+#      CPU/CUDA, Python and architecture:
 #        ${MMSEG_CELLS_CACHE:-~/.cache/mmseg_cells}/wheels/<key>/
 #      so the next install (any clone on the same machine) takes seconds.
 #      With a CUDA torch and nvcc present, mmcv is built with CUDA ops
@@ -17,6 +22,9 @@
 #      rebuild mmcv), the remaining pinned dependencies and this project in
 #      editable mode;
 #   4. a check that mmcv.ops nms and RoIAlign actually run.
+# Every pip call, pip's own build environments included, is bound by
+# requirements/constraints.txt (exported as PIP_CONSTRAINT). Before the long
+# mmcv build, a check of a few seconds fails the way the build would.
 # Idempotent: re-running it only installs what is missing.
 set -euo pipefail
 
@@ -27,7 +35,19 @@ TORCH_VERSION="2.13.0"
 MMCV_VERSION="2.1.0"
 CACHE_ROOT="${MMSEG_CELLS_CACHE:-$HOME/.cache/mmseg_cells}"
 
+T0=$SECONDS
+STEP_T0=$SECONDS
 log() { printf '[install] %s\n' "$*"; }
+# step NAME: closes the previous step with its elapsed time and opens the next
+STEP_NAME=""
+step() {
+  if [[ -n "$STEP_NAME" ]]; then
+    log "  ... $STEP_NAME: $((SECONDS - STEP_T0)) s"
+  fi
+  STEP_NAME="$1"; STEP_T0=$SECONDS
+  [[ -n "$1" ]] && log "$1"
+  return 0
+}
 die() { printf '[install] ERROR: %s\n' "$*" >&2; exit 1; }
 
 if [[ -z "$PYTHON" ]]; then
@@ -44,15 +64,26 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip)
-CONSTRAINTS=(-c "$ROOT/requirements/constraints.txt")  # the tested versions
 VPY="$VENV/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# The tested versions bind every pip call below and pip's build environments
+# (an unconstrained `pip install torch` would upgrade setuptools past 82, which
+# has no pkg_resources, and the mmcv build would fail half an hour later).
+export PIP_CONSTRAINT="$ROOT/requirements/constraints.txt"
 
-log "build tools (setuptools<82: mmcv's setup.py and mmengine import pkg_resources)"
-"${PIP[@]}" install -q "pip>=24,<26" "setuptools>=64,<82" wheel ninja "numpy>=2,<3" "${CONSTRAINTS[@]}"
+step "build tools (setuptools<82: mmcv's setup.py and mmengine import pkg_resources)"
+"${PIP[@]}" install -q pip setuptools wheel ninja numpy
 
-log "torch==$TORCH_VERSION"
+step "torch==$TORCH_VERSION"
 "${PIP[@]}" install -q "torch==$TORCH_VERSION"
+
+# build_env_check: the seconds-long check that fails the way mmcv's build and
+# mmengine would (tools/check_build_env.py), run before the long build.
+build_env_check() {
+  "$VPY" "$ROOT/tools/check_build_env.py" || die "the build environment in $VENV cannot build mmcv (see above). Fix: $VPY -m pip install 'setuptools<82' (requirements/constraints.txt pins the tested one), or delete $VENV and rerun make install."
+}
+step "build-environment check"
+build_env_check
 
 read -r TORCH_V TORCH_CUDA < <("$VPY" -c 'import torch; print(torch.__version__.split("+")[0], torch.version.cuda or "none")')
 if [[ "$TORCH_CUDA" != "none" ]] && command -v nvcc >/dev/null 2>&1; then
@@ -76,8 +107,22 @@ assert mmcv.__version__ == '2.1.0'
 PY
 }
 
-if mmcv_ok; then
+step "mmcv $MMCV_VERSION with ops"
+if mmcv_ok && [[ -z "${MMCV_WHEEL:-}" ]]; then
   log "mmcv $MMCV_VERSION with ops already installed"
+elif [[ -n "${MMCV_WHEEL:-}" ]]; then
+  # A wheel the user already has: a local path or a URL. Its ops are verified
+  # at the end like those of a built one.
+  case "$(basename "$MMCV_WHEEL")" in
+    mmcv-"$MMCV_VERSION"-*.whl|mmcv-"$MMCV_VERSION"+*.whl) ;;
+    *) die "MMCV_WHEEL=$MMCV_WHEEL: not an mmcv $MMCV_VERSION wheel (expected a file named mmcv-$MMCV_VERSION-*.whl; mmdet 3.3.0 needs mmcv<2.2)";;
+  esac
+  if [[ "$MMCV_WHEEL" != *://* && ! -f "$MMCV_WHEEL" ]]; then
+    die "MMCV_WHEEL=$MMCV_WHEEL: no such file"
+  fi
+  log "installing the given wheel $MMCV_WHEEL (no build)"
+  "${PIP[@]}" install -q --no-deps --force-reinstall "$MMCV_WHEEL" \
+    || die "MMCV_WHEEL=$MMCV_WHEEL: pip could not install it (wrong Python/platform tag?)"
 else
   shopt -s nullglob
   wheels=("$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl)
@@ -85,8 +130,8 @@ else
     jobs="$(nproc 2>/dev/null || echo 2)"
     log "=================================================================="
     log "Building mmcv $MMCV_VERSION from source with its C++ ops ($VARIANT)."
-    log "This takes about 30 minutes on 2 cores (once: the wheel is cached in"
-    log "$WHEEL_DIR)."
+    log "This takes 15-30 minutes on 2 cores (once: the wheel is cached in"
+    log "$WHEEL_DIR). MMCV_WHEEL=<wheel> skips it."
     log "=================================================================="
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
@@ -104,15 +149,17 @@ else
   "${PIP[@]}" install -q --no-deps --force-reinstall "${wheels[0]}"
 fi
 
-log "mmcv/mmengine/mmdet runtime dependencies"
-"${PIP[@]}" install -q "${CONSTRAINTS[@]}" addict packaging Pillow pyyaml yapf rich termcolor \
+step "mmcv/mmengine/mmdet runtime dependencies"
+"${PIP[@]}" install -q addict packaging Pillow pyyaml yapf rich termcolor \
   "opencv-python>=4.9,<6" "mmengine==0.10.7"
 "${PIP[@]}" install -q --no-deps "mmdet==3.3.0"
 
-log "mmseg_cells (editable) and test dependencies"
-"${PIP[@]}" install -q "${CONSTRAINTS[@]}" --no-build-isolation -e "$ROOT[tests]"
+step "mmseg_cells (editable) and test dependencies"
+"${PIP[@]}" install -q --no-build-isolation -e "$ROOT[tests]"
+# pip may have moved setuptools while resolving the above: check again.
+build_env_check
 
-log "checking that mmcv.ops run"
+step "checking that mmcv.ops run"
 "$VPY" - <<'PY' || die "mmcv was installed without working ops (delete the cached wheel in $WHEEL_DIR and rerun)"
 import torch
 from mmcv.ops import nms, RoIAlign
@@ -131,5 +178,6 @@ import mmdet, mmengine, mmcv, mmseg_cells
 print('mmcv', mmcv.__version__, 'mmengine', mmengine.__version__, 'mmdet', mmdet.__version__,
       'torch', torch.__version__, 'mmseg_cells', mmseg_cells.__version__, '- ops OK')
 PY
+step ""
 touch "$VENV/.mmseg_cells-installed"
-log "done: $VENV"
+log "done: $VENV ($((SECONDS - T0)) s in all)"

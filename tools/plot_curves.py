@@ -81,7 +81,8 @@ def plot(curves: dict, out_dir: str) -> list:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
-    keys = [k for k in ('coco/segm_mAP_50', 'coco/bbox_mAP_50',
+    keys = [k for k in ('coco/segm_leaderboard_AP50', 'coco/segm_mAP_50',
+                        'coco/bbox_mAP_50',
                         'coco/segm_mAP') if k in curves['val']]
     if keys:
         fig, ax = plt.subplots(figsize=(7, 4.5))

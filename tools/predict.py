@@ -216,4 +216,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from mmseg_cells.utils.cli import run_cli
+    sys.exit(run_cli(main))

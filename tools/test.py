@@ -16,6 +16,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmseg_cells  # noqa: E402,F401  (compat fixes, registrations)
 from mmseg_cells.engine import setup_cpu_distributed  # noqa: E402
+from mmseg_cells.utils.cli import run_cli  # noqa: E402
 from mmseg_cells.utils.config import (check_annotation_files,  # noqa: E402
                                       load_config)
 
@@ -89,4 +90,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

@@ -192,6 +192,15 @@ def extract_roi_feats(extractor, feats, rois: torch.Tensor) -> torch.Tensor:
     return out
 
 
+SCORE_DECIMALS = 5
+
+
+def published_score(score: float) -> float:
+    """A detection's score as written to ``test-results.json`` (5
+    decimals); label maps order overlaps by this value."""
+    return round(float(score), SCORE_DECIMALS)
+
+
 class CellPredictor:
     """Run a trained Mask R-CNN on whole images, tiling large ones.
 
@@ -618,7 +627,7 @@ class CellPredictor:
                     image_id=int(image_id),
                     category_id=int(category_ids[label]
                                     if category_ids else label + 1),
-                    score=round(float(dets.scores[i]), 5),
+                    score=published_score(dets.scores[i]),
                     bbox=[round(x1, 2), round(y1, 2),
                           round(x2 - x1, 2), round(y2 - y1, 2)],
                     segmentation=encode_crop_rle(crop, x0, y0, dets.height,
@@ -629,8 +638,14 @@ class CellPredictor:
         """Instance-id maps per class (training layout), overlaps by score.
 
         Every pixel belongs to at most one instance: detections are painted
-        in ascending score order so the highest-scoring one wins, across
-        classes too. Instance ids are renumbered 1..K per class; classes
+        in ascending order of the score written to the results file
+        (:func:`published_score`), so the highest-scoring one wins, across
+        classes too; between equal written scores the later detection (the
+        later results entry) wins. Ordering by the written score, not the
+        float32 one, makes the maps reproducible from ``test-results.json``
+        alone: two detections whose scores differ below its 5 decimals
+        would otherwise be ordered by digits no reader can see.
+        Instance ids are renumbered 1..K per class; classes
         without an instance are absent from the returned dict (keys are
         0-based label indices).
         """
@@ -638,7 +653,8 @@ class CellPredictor:
         crops = {}
         for i, crop, x0, y0 in dets.iter_masks(self.mask_thr):
             crops[i] = (crop, x0, y0)
-        for i in np.argsort(dets.scores, kind='stable'):
+        written = np.array([published_score(v) for v in dets.scores])
+        for i in np.argsort(written, kind='stable'):
             if i not in crops:
                 continue
             crop, x0, y0 = crops[i]
@@ -655,4 +671,5 @@ class CellPredictor:
         return maps
 
 
-__all__ = ['CellPredictor', 'Detections', 'predict_tiled', 'tile_grid']
+__all__ = ['CellPredictor', 'Detections', 'predict_tiled', 'published_score',
+           'tile_grid']

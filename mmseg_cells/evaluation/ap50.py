@@ -42,8 +42,8 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-__all__ = ['evaluate_ap50', 'load_coco_gt', 'load_results',
-           'validate_results']
+__all__ = ['evaluate_ap50', 'leaderboard_ap50', 'load_coco_gt',
+           'load_results', 'validate_results']
 
 PathLike = Union[str, os.PathLike]
 _RESULTS_LIST = '<results list>'
@@ -373,6 +373,31 @@ def _empty_dt(coco_gt: COCO, verbose: bool) -> COCO:
         }
         dt.createIndex()
     return dt
+
+
+def leaderboard_ap50(coco_gt: COCO,
+                     dets: List[dict],
+                     img_ids: Optional[Sequence[int]] = None,
+                     iou_type: str = 'segm') -> float:
+    """The leaderboard number: ``COCOeval.stats[1]`` at default parameters
+    (maxDets 100 per image and category), optionally on a subset of images.
+
+    ``dets`` is a COCO results list (validated by the caller; an empty list
+    scores 0.0). ``img_ids`` restricts the evaluation to those images, as
+    mmdet's ``CocoMetric`` does for the images it saw; default: all images
+    of ``coco_gt``.
+    """
+    if not dets:
+        return 0.0
+    with _quiet(False):
+        E = _FastCOCOeval(coco_gt, coco_gt.loadRes(  # noqa: N806
+            [dict(d) for d in dets]), iou_type)
+        if img_ids is not None:
+            E.params.imgIds = list(img_ids)
+        E.evaluate()
+        E.accumulate()
+        E.summarize()
+    return float(E.stats[1])
 
 
 def evaluate_ap50(gt: Union[PathLike, dict, COCO],

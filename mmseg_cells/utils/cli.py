@@ -1,6 +1,8 @@
-"""argparse value types shared by the command-line tools."""
+"""Helpers shared by the command-line tools: argparse value types and the
+error boundary of a tool's ``main``."""
 import argparse
-from typing import Callable
+import sys
+from typing import Callable, Optional
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -20,4 +22,20 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-__all__ = ['int_at_least']
+def run_cli(main: Callable[[], Optional[int]]) -> int:
+    """Run a tool's ``main`` and turn the errors a user can fix without a
+    traceback into one ``error: ...`` line and exit status 1.
+
+    Covered: :class:`~mmseg_cells.compat.CheckpointLoadError` (a checkpoint
+    refused by the weights-only unpickler; ImageNet weights that cannot be
+    downloaded), whose messages name the file and the fix.
+    """
+    from mmseg_cells.compat import CheckpointLoadError
+    try:
+        return main() or 0
+    except CheckpointLoadError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+
+
+__all__ = ['int_at_least', 'run_cli']

@@ -84,9 +84,11 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 # Crowded images (up to ~800 cells): COCOeval's default maxDets (1, 10, 100)
-# caps recall at 100 detections per image; 1000 covers the most crowded one.
+# caps recall at 100 detections per image; 1000 covers the most crowded one
+# (coco/segm_mAP_50). CellCocoMetric adds the leaderboard's number, AP50 at
+# COCOeval's defaults (100 per image and category): coco/segm_leaderboard_AP50.
 val_evaluator = dict(
-    type='CocoMetric',
+    type='CellCocoMetric',
     ann_file=data_root + 'annotations/val.json',
     metric=['bbox', 'segm'],
     proposal_nums=(100, 300, 1000),

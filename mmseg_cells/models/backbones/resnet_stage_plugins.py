@@ -1,8 +1,8 @@
-"""ResNet with plugins applied once at the end of each stage."""
+"""ResNet whose plugins learn in frozen stages, with optional stage plugins."""
 from typing import List, Optional, Sequence, Tuple
 
 from mmcv.cnn import build_plugin_layer
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmdet.models.backbones import ResNet
 from mmdet.registry import MODELS
@@ -10,14 +10,26 @@ from mmdet.registry import MODELS
 
 @MODELS.register_module()
 class ResNetStagePlugins(ResNet):
-    """mmdet :class:`~mmdet.models.backbones.ResNet` extended by plugins that
-    act on whole stage outputs.
+    """mmdet :class:`~mmdet.models.backbones.ResNet` whose plugins always
+    learn, extended by plugins that act on whole stage outputs.
+
+    Freezing (``frozen_stages=k``) keeps the *pretrained* weights of the stem
+    and of stages 1..k fixed: their convs and BN layers get
+    ``requires_grad=False`` and stay in eval mode, as in mmdet. mmdet's
+    ``ResNet`` freezes every parameter of a frozen stage, so a plugin it
+    inserted there (``plugins=``, e.g. CBAM or ContextBlock in C2 with the
+    usual ``frozen_stages=1``) would never train and, with an identity
+    initialisation, stay the identity for the whole run while still costing
+    time. Here the modules that plugins add are new weights, not pretrained
+    ones: they keep ``requires_grad=True`` and follow the backbone's
+    train/eval mode in every stage.
 
     ResNet's own ``plugins=`` inserts a module inside every bottleneck
     (``after_conv1/2/3``). ``stage_plugins`` instead inserts one module after
-    the last block of a stage, on the feature map that goes to the neck: the
-    placement of the seed implementation, which applied one CBAM to each of
-    C2..C5 before the FPN. Both mechanisms can be combined.
+    the last block of a stage, on the feature map that goes to the neck
+    (one CBAM on each of C2..C5 before the FPN, as in
+    ``configs/ablations/cbam_stage_end.py``). Both mechanisms can be
+    combined.
 
     Args:
         stage_plugins (list[dict], optional): each dict has ``cfg`` (the
@@ -60,6 +72,30 @@ class ResNetStagePlugins(ResNet):
                     raise KeyError(f'duplicate stage plugin name {name}')
                 self.add_module(name, layer)
                 self.stage_plugin_names[i].append(name)
+
+    def plugin_modules(self, stage: int) -> List[nn.Module]:
+        """The modules that plugins added to stage ``stage`` (0-based):
+        those inside its bottlenecks and those after it."""
+        mods = []
+        for block in getattr(self, self.res_layers[stage]):
+            for attr in ('after_conv1_plugin_names',
+                         'after_conv2_plugin_names',
+                         'after_conv3_plugin_names'):
+                mods += [getattr(block, n) for n in getattr(block, attr, [])]
+        # empty while ResNet.__init__ runs (stage plugins come after it)
+        names = getattr(self, 'stage_plugin_names', None) or []
+        if stage < len(names):
+            mods += [getattr(self, n) for n in names[stage]]
+        return mods
+
+    def _freeze_stages(self) -> None:
+        """Freeze the pretrained layers of the frozen stages, not plugins."""
+        super()._freeze_stages()
+        for i in range(min(self.frozen_stages, self.num_stages)):
+            for module in self.plugin_modules(i):
+                module.train(self.training)
+                for param in module.parameters():
+                    param.requires_grad = True
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Forward with the stage plugins after each residual stage."""
