@@ -27,15 +27,20 @@ repetitions (A B, B A, ...):
   step``: CBAM's own cost without the run-to-run noise of whole steps.
 
 Reports the median of the per-repetition ratios CBAM / baseline. Targets:
-predict <= 1.03x, train step <= 1.05x (CBAM adds ~0.4 % of ResNet-50's
-FLOPs; anything above that is implementation overhead). ``--profile``
+predict <= 1.03x, backbone+neck as built <= 1.05x, train step <= 1.05x
+(CBAM adds ~0.4 % of ResNet-50's FLOPs). In the main config the C2 CBAM
+modules learn although C2's pretrained convs are frozen, so a train step
+also back-propagates through C2 (data gradients only), which the
+baseline, frozen there, skips; ``--cbam-config
+configs/ablations/cbam_c3_c5.py`` measures the same without C2. ``--profile``
 adds a torch.profiler table of the CBAM model and the share of time spent
 inside CBAM modules.
 
 Usage (from the repository root)::
 
     python benchmarks/cbam_overhead.py [--quick | --full] [--size 512]
-        [--dets 100] [--predict-reps N] [--train-reps N] [--profile]
+        [--dets 100] [--predict-reps N] [--backbone-reps N]
+        [--train-reps N] [--cbam-config CONFIG] [--profile]
         [--threads N] [--skip-train] [--label TEXT] [--no-record]
 
 ``--quick`` (default) runs in a few minutes on 2 cores; ``--full`` runs
@@ -61,7 +66,7 @@ TARGET_TRAIN = 1.05
 TARGET_BACKBONE = 1.05
 
 
-def build_predictors(dets: int):
+def build_predictors(dets: int, cbam_config: str = CBAM_CONFIG):
     """Baseline and CBAM predictors sharing all non-CBAM weights, and
     copies of both models as built (for training; the predictors run their
     inference rewrite, :meth:`CellPredictor.optimize`)."""
@@ -71,7 +76,7 @@ def build_predictors(dets: int):
     torch.manual_seed(0)
     base = CellPredictor(load_config(BASE_CONFIG), None, device='cpu',
                          score_thr=0.0, max_per_img=dets, optimize=False)
-    cbam = CellPredictor(load_config(CBAM_CONFIG), None, device='cpu',
+    cbam = CellPredictor(load_config(cbam_config), None, device='cpu',
                          score_thr=0.0, max_per_img=dets, optimize=False)
     missing, unexpected = cbam.model.load_state_dict(
         base.model.state_dict(), strict=False)
@@ -220,6 +225,13 @@ def main(argv=None) -> int:
     parser.add_argument('--dets', type=int, default=100,
                         help='detections per image in predict (forced)')
     parser.add_argument('--predict-reps', type=int)
+    parser.add_argument('--backbone-reps', type=int,
+                        help='repetitions of the backbone+neck timings '
+                        '(default 9, --full 15)')
+    parser.add_argument('--cbam-config', default=CBAM_CONFIG,
+                        help='the CBAM config to compare with the baseline '
+                        '(default: configs/cbam_mask_rcnn.py; e.g. '
+                        'configs/ablations/cbam_c3_c5.py)')
     parser.add_argument('--train-reps', type=int)
     parser.add_argument('--threads', type=int,
                         help='torch CPU threads (default: torch default)')
@@ -234,16 +246,17 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     p_reps = args.predict_reps or (15 if args.full else 5)
     t_reps = args.train_reps or (9 if args.full else 5)
+    b_reps = args.backbone_reps or (15 if args.full else 9)
 
     base, cbam, n_cbam, (base_train, cbam_train) = build_predictors(
-        args.dets)
+        args.dets, args.cbam_config)
     rgb, _ = synthetic_image(0, args.size, args.size, crowded=True)
     db, dc = base.predict(rgb), cbam.predict(rgb)
     assert len(db) == len(dc) == args.dets, (len(db), len(dc))
     assert np.array_equal(db.bboxes, dc.bboxes) and np.array_equal(
         db.mask_probs, dc.mask_probs), 'identity CBAM changed the outputs'
 
-    print(f'{n_cbam} CBAM modules; image {args.size}x{args.size} '
+    print(f'{Path(args.cbam_config).name}: {n_cbam} CBAM modules; image {args.size}x{args.size} '
           f'(network input x1.5), {args.dets} detections; {torch_info()}')
 
     def feats(p, model=None, img=rgb):
@@ -283,11 +296,11 @@ def main(argv=None) -> int:
         img = rgb if size == args.size else synthetic_image(
             1, size, size, crowded=True)[0]
         t = interleaved({'base': feats(base, base_train, img),
-                         'cbam': feats(cbam, cbam_train, img)}, p_reps)
+                         'cbam': feats(cbam, cbam_train, img)}, b_reps)
         results[f'backbone as built {size}px'] = fmt_ratio(
             f'backbone+neck as built {size}px', t['cbam'], t['base'],
             TARGET_BACKBONE)
-    t = interleaved({'base': feats(base), 'cbam': feats(cbam)}, p_reps)
+    t = interleaved({'base': feats(base), 'cbam': feats(cbam)}, b_reps)
     results['backbone'] = fmt_ratio(
         f'backbone+neck {args.size}px, predictor rewrite', t['cbam'],
         t['base'])
@@ -331,8 +344,9 @@ def main(argv=None) -> int:
             if 'as built' in k)
     if not args.no_record:
         mode_name = 'full' if args.full else 'quick'
-        name = (f'{BENCHMARK} ({mode_name}, {args.size}px x1.5, '
-                f'{args.dets} dets, {p_reps}/{t_reps} reps, '
+        variant = Path(args.cbam_config).stem
+        name = (f'{BENCHMARK} ({mode_name}, {variant}, {args.size}px x1.5, '
+                f'{args.dets} dets, {p_reps}/{b_reps}/{t_reps} reps, '
                 f'{torch.get_num_threads()} threads, load {load_avg()}'
                 f'{", " + args.label if args.label else ""})')
         rows = []

@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny synthetic hw3 dataset converted to COCO."""
 import os
 import os.path as osp
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,31 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_SAMPLE = REPO.parent / 'shared' / 'data' / 'hw3_sample'
 PYTHON = sys.executable
 TINY_CONFIG = str(REPO / 'tests' / 'configs' / 'tiny_cbam_mask_rcnn.py')
+
+
+def pytest_collection_modifyitems(config, items):
+    """``MMSEG_CELLS_TEST_ORDER=reverse`` runs the test files in reverse
+    order and each file's tests backwards; ``=<int>`` shuffles the files
+    and the tests within each file with that seed. For checking that no
+    test depends on what ran before it (tests of one file stay together so
+    that module-scoped fixtures are built once)."""
+    order = os.environ.get('MMSEG_CELLS_TEST_ORDER')
+    if not order:
+        return
+    modules = {}
+    for item in items:
+        modules.setdefault(item.module.__name__, []).append(item)
+    groups = list(modules.values())
+    if order == 'reverse':
+        groups.reverse()
+        for g in groups:
+            g.reverse()
+    else:
+        rng = random.Random(int(order))
+        rng.shuffle(groups)
+        for g in groups:
+            rng.shuffle(g)
+    items[:] = [item for g in groups for item in g]
 
 
 @pytest.fixture(scope='session')

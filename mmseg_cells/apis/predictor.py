@@ -262,6 +262,10 @@ class CellPredictor:
         self.device = device or ('cuda'
                                  if torch.cuda.is_available() else 'cpu')
         self.model = init_detector(cfg, checkpoint, device=self.device)
+        # init_detector may put warnings.simplefilter('once') in front of
+        # every filter; keep the pkg_resources deprecation silenced
+        from mmseg_cells.compat import silence_pkg_resources_deprecation
+        silence_pkg_resources_deprecation()
         self.model.eval()
         self._inplace_plugins()
         self.cfg = cfg

@@ -63,8 +63,13 @@ class CBAM(BaseModule):
             in place instead of allocating the output, like
             ``nn.ReLU(inplace=True)``; only for inputs nobody else reads,
             e.g. the BN output CBAM receives inside mmdet's ``Bottleneck``
-            (:class:`~mmseg_cells.apis.CellPredictor` switches it on
-            there). Ignored under autograd. Defaults to False.
+            (the project's configs set it there, and
+            :class:`~mmseg_cells.apis.CellPredictor` switches it on for
+            other configs). It avoids a feature-map-sized allocation per
+            block: on 2 CPU cores, a C2 map of 256 x 192 x 192 takes 37 ms
+            gated out of place and 11 ms in place, the fresh 38 MB buffer's
+            page faults being most of the difference. Ignored under
+            autograd. Defaults to False.
         init_cfg (dict, optional): mmengine initialisation config. Left
             None so that :meth:`init_weights` keeps the scheme above.
     """
