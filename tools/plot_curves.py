@@ -81,18 +81,26 @@ def plot(curves: dict, out_dir: str) -> list:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
-    keys = [k for k in ('coco/segm_leaderboard_AP50', 'coco/segm_mAP_50',
-                        'coco/bbox_mAP_50',
-                        'coco/segm_mAP') if k in curves['val']]
+    labels = {
+        'coco/segm_leaderboard_AP50': 'mask AP50, leaderboard (maxDets 100)',
+        'coco/segm_mAP_50': 'mask AP50 (maxDets 1000)',
+        'coco/bbox_mAP_50': 'box AP50 (maxDets 1000)',
+        'coco/segm_mAP': 'mask AP50:95 (maxDets 1000)',
+    }
+    keys = [k for k in labels if k in curves['val']]
     if keys:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for k in keys:
             xs, ys = zip(*curves['val'][k])
-            ax.plot(xs, ys, marker='o', label=k.replace('coco/', ''))
+            lead = k == 'coco/segm_leaderboard_AP50'
+            # drawn last-but-on-top and thick: it often overlaps AP50@1000
+            ax.plot(xs, ys, marker='o', label=labels[k],
+                    linewidth=3 if lead else 1.5, zorder=3 if lead else 2,
+                    linestyle='-' if lead else '--')
         ax.set_xlabel('epoch')
         ax.set_ylabel('AP')
         ax.set_ylim(0, 1)
-        ax.set_title('Validation AP (mask AP50 is the headline)')
+        ax.set_title('Validation AP (the leaderboard number is mask AP50 @100)')
         ax.grid(alpha=.3)
         ax.legend()
         path = osp.join(out_dir, 'val_ap50.png')
