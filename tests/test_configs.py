@@ -48,6 +48,8 @@ def test_config_loads_and_builds(path):
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model)
     n_cbam = sum(isinstance(m, CBAM) for m in model.modules())
+    # every CBAM of the configs' backbone gates in place without autograd
+    assert all(m.inplace for m in model.modules() if isinstance(m, CBAM))
     if 'cbam' in path.stem and 'gcb' not in path.stem:
         assert n_cbam > 0
         if path.stem in ('cbam_mask_rcnn', 'cbam_mask_rcnn_demo',

@@ -4,7 +4,6 @@ _base_ = '../cbam_mask_rcnn.py'
 # this variant measures what C2's attention adds for its cost on the
 # largest feature maps.
 model = dict(backbone=dict(plugins=[
-    dict(cfg=dict(type='CBAM', inplace=True),
-         stages=(False, True, True, True),
+    dict(cfg=dict(type='CBAM'), stages=(False, True, True, True),
          position='after_conv3')
 ]))

@@ -5,6 +5,5 @@ model = dict(
     backbone=dict(
         type='ResNetStagePlugins',
         stage_plugins=[
-            dict(cfg=dict(type='CBAM', inplace=True),
-                 stages=(True, True, True, True))
+            dict(cfg=dict(type='CBAM'), stages=(True, True, True, True))
         ]))

@@ -9,6 +9,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 
 from mmseg_cells.evaluation.rle import encode_crop_rle, paste_mask_crop
+from mmseg_cells.models.plugins import gate_bottleneck_plugins_in_place
 
 
 @dataclass
@@ -267,7 +268,8 @@ class CellPredictor:
         from mmseg_cells.compat import silence_pkg_resources_deprecation
         silence_pkg_resources_deprecation()
         self.model.eval()
-        self._inplace_plugins()
+        # CBAM inside mmdet ResNet bottlenecks of any config gates in place
+        gate_bottleneck_plugins_in_place(self.model)
         self.cfg = cfg
         self.max_per_img = int(rcnn.max_per_img)
         self.mask_thr = float(rcnn.get('mask_thr_binary', 0.5))
@@ -280,27 +282,6 @@ class CellPredictor:
         self.channels_last = False
         if optimize:
             self.optimize()
-
-    def _inplace_plugins(self) -> None:
-        """Let CBAM gate in place where its input is a temporary.
-
-        Inside mmdet's ``Bottleneck`` a plugin receives the fresh output of
-        a conv + BN (+ ReLU) that nothing else reads, so without autograd
-        :class:`~mmseg_cells.models.CBAM` may gate that tensor in place
-        instead of allocating its output (bit-identical results; saves a
-        feature-map-sized allocation per block).
-        """
-        from mmdet.models.backbones.resnet import Bottleneck
-        from mmseg_cells.models import CBAM
-        for mod in self.model.modules():
-            if not (isinstance(mod, Bottleneck) and mod.with_plugins):
-                continue
-            for name in (*mod.after_conv1_plugin_names,
-                         *mod.after_conv2_plugin_names,
-                         *mod.after_conv3_plugin_names):
-                plugin = getattr(mod, name)
-                if isinstance(plugin, CBAM):
-                    plugin.inplace = True
 
     def optimize(self) -> bool:
         """Rewrite the model for fast inference, keeping its outputs.

@@ -389,15 +389,36 @@ def leaderboard_ap50(coco_gt: COCO,
     """
     if not dets:
         return 0.0
-    with _quiet(False):
-        E = _FastCOCOeval(coco_gt, coco_gt.loadRes(  # noqa: N806
-            [dict(d) for d in dets]), iou_type)
+    E = _run_cocoeval(coco_gt, dets, iou_type, 100,  # noqa: N806
+                      _FastCOCOeval, verbose=False, img_ids=img_ids)
+    return float(E.stats[1])
+
+
+def _run_cocoeval(coco_gt: COCO, dets: List[dict], iou_type: str,
+                  max_det: int, evaluator: type, verbose: bool,
+                  img_ids: Optional[Sequence[int]] = None) -> COCOeval:
+    """One evaluated and accumulated COCOeval at detection cap ``max_det``:
+    pycocotools' default parameters for 100 (then also summarised, so that
+    ``E.stats`` is the leaderboard's), ``maxDets = [1, 10, max_det]``
+    otherwise; on ``img_ids`` only, if given."""
+    with _quiet(verbose):
+        if dets:
+            coco_dt = coco_gt.loadRes([dict(r) for r in dets])
+        else:
+            coco_dt = _empty_dt(coco_gt, verbose)
+        E = evaluator(coco_gt, coco_dt, iou_type)  # noqa: N806
+        if max_det != 100:
+            E.params.maxDets = sorted({1, 10, max_det})
         if img_ids is not None:
             E.params.imgIds = list(img_ids)
+        if verbose:
+            print(f'--- {iou_type} evaluation, maxDets='
+                  f'{E.params.maxDets} ---')
         E.evaluate()
         E.accumulate()
-        E.summarize()
-    return float(E.stats[1])
+        if max_det == 100 or verbose:
+            E.summarize()
+    return E
 
 
 def evaluate_ap50(gt: Union[PathLike, dict, COCO],
@@ -480,21 +501,8 @@ def evaluate_ap50(gt: Union[PathLike, dict, COCO],
     out: Dict[str, Any] = {}
     evaluator = _FastCOCOeval if fast else COCOeval
     for m in sorted(set(max_dets)):
-        with _quiet(verbose):
-            if dets:
-                coco_dt = coco_gt.loadRes([dict(r) for r in dets])
-            else:
-                coco_dt = _empty_dt(coco_gt, verbose)
-            E = evaluator(coco_gt, coco_dt, iou_type)  # noqa: N806
-            if m != 100:
-                E.params.maxDets = sorted({1, 10, m})
-            if verbose:
-                print(f'--- {iou_type} evaluation, maxDets='
-                      f'{E.params.maxDets} ---')
-            E.evaluate()
-            E.accumulate()
-            if m == 100 or verbose:
-                E.summarize()
+        E = _run_cocoeval(coco_gt, dets, iou_type, m,  # noqa: N806
+                          evaluator, verbose)
         if m == 100:
             out['ap50@100'] = float(E.stats[1])
             out['coco_stats@100'] = [float(v) for v in E.stats]

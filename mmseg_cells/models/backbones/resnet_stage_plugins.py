@@ -7,6 +7,8 @@ from torch import Tensor, nn
 from mmdet.models.backbones import ResNet
 from mmdet.registry import MODELS
 
+from ..plugins.cbam import CBAM, gate_bottleneck_plugins_in_place
+
 
 @MODELS.register_module()
 class ResNetStagePlugins(ResNet):
@@ -23,6 +25,10 @@ class ResNetStagePlugins(ResNet):
     time. Here the modules that plugins add are new weights, not pretrained
     ones: they keep ``requires_grad=True`` and follow the backbone's
     train/eval mode in every stage.
+
+    Every CBAM it holds gates in place when run without autograd
+    (``CBAM.inplace``): inside a bottleneck and at a stage's end alike, its
+    input is a temporary nothing else reads.
 
     ResNet's own ``plugins=`` inserts a module inside every bottleneck
     (``after_conv1/2/3``). ``stage_plugins`` instead inserts one module after
@@ -72,6 +78,11 @@ class ResNetStagePlugins(ResNet):
                     raise KeyError(f'duplicate stage plugin name {name}')
                 self.add_module(name, layer)
                 self.stage_plugin_names[i].append(name)
+        gate_bottleneck_plugins_in_place(self)
+        for names in self.stage_plugin_names:  # a stage's output: temporary
+            for name in names:
+                if isinstance(getattr(self, name), CBAM):
+                    getattr(self, name).inplace = True
 
     def plugin_modules(self, stage: int) -> List[nn.Module]:
         """The modules that plugins added to stage ``stage`` (0-based):

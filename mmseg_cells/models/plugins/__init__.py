@@ -1,3 +1,3 @@
-from .cbam import CBAM
+from .cbam import CBAM, gate_bottleneck_plugins_in_place
 
-__all__ = ['CBAM']
+__all__ = ['CBAM', 'gate_bottleneck_plugins_in_place']
