@@ -62,7 +62,8 @@ def load_config(path: str,
                 max_per_img: Optional[int] = None):
     """A model config with random init (no download)."""
     from mmengine.config import Config
-    import mmseg_cells  # noqa: F401  (registrations, compat)
+    from mmseg_cells.utils import register_all_modules
+    register_all_modules()
     cfg = Config.fromfile(path)
     cfg.model.backbone.init_cfg = None
     if score_thr is not None:

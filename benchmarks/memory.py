@@ -34,7 +34,8 @@ sys.path.insert(0, ROOT)
 CHILD = r'''
 import json, resource, sys, time
 import numpy as np, torch
-import mmseg_cells
+from mmseg_cells.utils import register_all_modules
+register_all_modules()
 from mmengine.config import Config
 from mmseg_cells.data.synthetic import synthesize_sample
 mode, dets_n = sys.argv[1], int(sys.argv[2])

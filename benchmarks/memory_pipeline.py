@@ -135,7 +135,8 @@ def child(args) -> int:
     from mmcv.transforms import Compose
     from mmengine.registry import init_default_scope
 
-    import mmseg_cells  # noqa: F401
+    from mmseg_cells.utils import register_all_modules
+    register_all_modules()
     torch.set_num_threads(1)
     init_default_scope('mmdet')
     with open(Path(args.data) / 'data_info.json') as f:

@@ -20,7 +20,6 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from convert_speed import append_result  # noqa: E402
 
-import mmseg_cells  # noqa: E402,F401
 from mmseg_cells.apis import CellPredictor  # noqa: E402
 from mmseg_cells.data.io import read_image  # noqa: E402
 from mmseg_cells.evaluation.ap50 import evaluate_ap50  # noqa: E402

@@ -7,7 +7,13 @@ _base_ = [
 # Baseline: Mask R-CNN R50-FPN tuned for cells. Numbers in the comments are
 # measured on the real ground truth (../shared/data/hw3_sample/val_coco.json,
 # 50 images, 6,860 cells) by `tools/analysis/cell_stats.py`; see README.
-custom_imports = dict(imports=['mmseg_cells'], allow_failed_imports=False)
+# the project's registered modules (models, transforms, metric)
+custom_imports = dict(
+    imports=[
+        'mmseg_cells.datasets', 'mmseg_cells.evaluation.metrics',
+        'mmseg_cells.models'
+    ],
+    allow_failed_imports=False)
 
 # ImageNet-pretrained ResNet-50 by default. Offline, pass a local copy:
 #   --cfg-options model.backbone.init_cfg.checkpoint=/path/resnet50-0676ba61.pth

@@ -6,9 +6,11 @@ import torch
 from mmcv.cnn import build_plugin_layer
 from mmengine.registry import DefaultScope
 
-import mmseg_cells  # noqa: F401  (registers CBAM)
+from mmseg_cells.utils import register_all_modules
 from mmdet.models.backbones import ResNet
 from mmseg_cells.models import CBAM, ResNetStagePlugins
+
+register_all_modules()  # registrations and compat fixes
 
 
 @pytest.fixture(autouse=True)

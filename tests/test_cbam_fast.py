@@ -11,9 +11,11 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-import mmseg_cells  # noqa: F401  (registers CBAM)
+from mmseg_cells.utils import register_all_modules
 from mmdet.models.backbones import ResNet
 from mmseg_cells.models import CBAM
+
+register_all_modules()  # registrations and compat fixes
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-import mmseg_cells  # noqa: F401  (registers the metric)
+from mmseg_cells.utils import register_all_modules
 from mmdet.registry import METRICS
 from mmseg_cells.evaluation.ap50 import evaluate_ap50
+
+register_all_modules()  # registrations and compat fixes
 
 H = W = 400
 CLASSES = ('class1', 'class2', 'class3', 'class4')

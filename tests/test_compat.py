@@ -8,9 +8,11 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
-import mmseg_cells  # noqa: F401  (applies the fixes)
+from mmseg_cells.utils import register_all_modules
 from mmseg_cells import compat
 from conftest import run_tool
+
+register_all_modules()  # registrations and compat fixes
 
 
 def runner_like_checkpoint(path):
@@ -40,7 +42,7 @@ def test_runner_checkpoint_needs_and_gets_the_allow_list(tmp_path):
             print('FAILED', type(e).__name__)
         else:
             print('LOADED')
-        import mmseg_cells
+        import mmseg_cells.models
         ck = torch.load({str(path)!r}, map_location='cpu')
         hist = ck['message_hub']['log_scalars']['train/loss']
         print('AFTER', round(float(hist.mean()), 4))
@@ -193,7 +195,7 @@ def test_train_offline_without_imagenet_weights_is_one_line(
 def test_only_the_pkg_resources_warning_is_silenced():
     code = textwrap.dedent("""
         import warnings
-        import mmseg_cells
+        import mmseg_cells.models
         from mmengine.config import Config
         Config.fromfile('configs/cbam_mask_rcnn.py')  # mmdet:: bases
         warnings.warn('another user warning', UserWarning)

@@ -5,9 +5,11 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-import mmseg_cells  # noqa: F401
+from mmseg_cells.utils import REGISTERING_PACKAGES, register_all_modules
 from mmdet.registry import MODELS
 from mmseg_cells.models import CBAM
+
+register_all_modules()  # registrations and compat fixes
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(
@@ -33,7 +35,7 @@ def test_config_loads_and_builds(path):
     assert first.startswith('_base_'), f'{path}: _base_ must come first'
     cfg = Config.fromfile(str(path))
     assert cfg.custom_imports == dict(
-        imports=['mmseg_cells'], allow_failed_imports=False)
+        imports=list(REGISTERING_PACKAGES), allow_failed_imports=False)
     assert cfg.model.roi_head.bbox_head.num_classes == 4
     assert cfg.model.roi_head.mask_head.num_classes == 4
     # crowded images: >= 1000 detections and COCOeval maxDets up to 1000

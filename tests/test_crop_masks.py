@@ -11,9 +11,12 @@ from mmdet.structures.mask import BitmapMasks, mask_target
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 
-import mmseg_cells  # noqa: F401  (registers LoadCellAnnotations)
+from mmseg_cells.utils import register_all_modules
+from mmseg_cells.mask_codec import rle_to_crop
 from mmseg_cells.structures.crop_masks import (CropBitmapMasks,
-                                               nearest_index_map, rle_to_crop)
+                                               nearest_index_map)
+
+register_all_modules()  # registrations and compat fixes
 
 
 def _random_masks(rng, n, height, width, dtype=np.uint8):

@@ -17,7 +17,7 @@ from pycocotools.cocoeval import COCOeval
 
 from mmseg_cells.evaluation.ap50 import (_FastCOCOeval, evaluate_ap50,
                                          load_coco_gt)
-from mmseg_cells.evaluation.rle import encode_crop_rle
+from mmseg_cells.mask_codec import encode_crop_rle
 from mmseg_cells.utils import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,11 +1,11 @@
-"""Tests for mmseg_cells.evaluation.rle (crop RLE encoding, mask pasting)."""
+"""Tests for mmseg_cells.mask_codec (crop RLE encoding, mask pasting)."""
 import time
 
 import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from mmseg_cells.evaluation.rle import (encode_crop_rle, paste_mask_crop,
+from mmseg_cells.mask_codec import (encode_crop_rle, paste_mask_crop,
                                         rle_counts_to_string)
 
 

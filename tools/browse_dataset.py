@@ -19,8 +19,10 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mmseg_cells  # noqa: E402,F401
 from mmseg_cells.utils.config import load_config  # noqa: E402
+from mmseg_cells.utils import register_all_modules  # noqa: E402
+
+register_all_modules()  # compat fixes, registrations
 
 
 def parse_args(argv=None):

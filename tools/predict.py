@@ -153,7 +153,6 @@ def main(argv=None) -> int:
             return 1
     from tqdm import tqdm
 
-    import mmseg_cells  # noqa: F401  (compat, registrations)
     from mmseg_cells.apis import CellPredictor
     predictor = CellPredictor(
         args.config, args.checkpoint, device=args.device,

@@ -14,11 +14,13 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mmseg_cells  # noqa: E402,F401  (compat fixes, registrations)
 from mmseg_cells.engine import setup_cpu_distributed  # noqa: E402
 from mmseg_cells.utils.cli import run_cli  # noqa: E402
 from mmseg_cells.utils.config import (check_annotation_files,  # noqa: E402
                                       load_config)
+from mmseg_cells.utils import register_all_modules  # noqa: E402
+
+register_all_modules()  # compat fixes, registrations
 
 
 def parse_args(argv=None):

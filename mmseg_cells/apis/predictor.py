@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
 
-from mmseg_cells.evaluation.rle import encode_crop_rle, paste_mask_crop
+from mmseg_cells.mask_codec import encode_crop_rle, paste_mask_crop
 from mmseg_cells.models.plugins import gate_bottleneck_plugins_in_place
 
 
@@ -250,6 +250,9 @@ class CellPredictor:
                  tta: bool = False,
                  optimize: bool = True) -> None:
         from mmdet.apis import init_detector
+
+        from mmseg_cells.utils import register_all_modules
+        register_all_modules()
         cfg = Config.fromfile(config) if isinstance(config, str) else \
             config.copy()
         cfg.model.backbone.init_cfg = None  # weights come from checkpoint

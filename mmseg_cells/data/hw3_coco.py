@@ -46,7 +46,7 @@ from typing import (Any, Collection, Dict, List, Mapping, Optional, Sequence,
 import numpy as np
 from scipy import ndimage
 
-from mmseg_cells.evaluation.rle import encode_crop_rle
+from mmseg_cells.mask_codec import encode_crop_rle
 from mmseg_cells.utils.atomic import atomic_write_json
 from .io import (CLASS_NAMES, DataFormatError, find_class_files, read_image,
                  read_image_size, read_instance_map)

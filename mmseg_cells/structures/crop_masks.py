@@ -81,35 +81,13 @@ import pycocotools.mask as maskUtils
 import torch
 from mmdet.structures.mask import BaseInstanceMasks, BitmapMasks
 
-__all__ = [
-    'CropBitmapMasks', 'rle_to_crop', 'rle_string_to_counts',
-    'nearest_index_map'
-]
+from mmseg_cells.mask_codec import empty_crop, rle_to_crop, tighten_crop
+
+__all__ = ['CropBitmapMasks', 'nearest_index_map']
 
 #: Upper bound (elements) of the float64 crop stack built per chunk by
 #: :meth:`CropBitmapMasks.crop_and_resize` (32 MB).
 _CHUNK_ELEMS = 1 << 22
-
-
-def _empty(dtype) -> np.ndarray:
-    return np.zeros((0, 0), dtype=dtype)
-
-
-def _tighten(crop: np.ndarray, x0: int,
-             y0: int) -> Tuple[np.ndarray, int, int]:
-    """Trim the all-zero border rows/columns of ``crop`` (offset kept
-    consistent); an all-zero crop becomes a ``0 x 0`` crop at (0, 0)."""
-    if crop.size == 0:
-        return _empty(crop.dtype), 0, 0
-    rows = np.flatnonzero(crop.any(axis=1))
-    if rows.size == 0:
-        return _empty(crop.dtype), 0, 0
-    cols = np.flatnonzero(crop.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    if r0 == 0 and c0 == 0 and r1 == crop.shape[0] and c1 == crop.shape[1]:
-        return crop, x0, y0
-    return (np.ascontiguousarray(crop[r0:r1, c0:c1]), x0 + int(c0),
-            y0 + int(r0))
 
 
 def nearest_index_map(src_size: int, dst_size: int) -> np.ndarray:
@@ -121,79 +99,6 @@ def nearest_index_map(src_size: int, dst_size: int) -> np.ndarray:
     ifx = 1.0 / inv_scale
     idx = np.floor(np.arange(dst_size, dtype=np.float64) * ifx)
     return np.minimum(idx.astype(np.int64), src_size - 1)
-
-
-def rle_string_to_counts(s: Union[str, bytes]) -> np.ndarray:
-    """Decode a compressed COCO RLE counts string into run lengths.
-
-    Vectorised port of ``rleFrString`` (COCO API ``maskApi.c``): 5-bit
-    little-endian groups offset by 48, 0x20 = "more groups follow", 0x10 in
-    the last group = negative; from the fourth count on, values are deltas
-    to the count two places earlier.
-    """
-    if isinstance(s, str):
-        s = s.encode('ascii')
-    b = np.frombuffer(s, dtype=np.uint8).astype(np.int64) - 48
-    if b.size == 0:
-        return np.zeros(0, np.int64)
-    end = (b & 0x20) == 0  # last group of a value
-    first = np.empty_like(end)
-    first[0] = True
-    first[1:] = end[:-1]
-    starts = np.flatnonzero(first)
-    tok = np.cumsum(first) - 1
-    k = np.arange(b.size) - starts[tok]
-    x = np.add.reduceat((b & 0x1f) << (5 * k), starts)
-    last = np.flatnonzero(end)
-    neg = (b[last] & 0x10) != 0
-    if neg.any():
-        x[neg] |= np.left_shift(np.int64(-1), 5 * (k[last][neg] + 1))
-    counts = x.copy()
-    if counts.size > 3:
-        counts[1::2] = np.cumsum(x[1::2])
-    if counts.size > 4:
-        counts[2::2] = np.cumsum(x[2::2])
-    return counts & 0xffffffff  # (uint) cast of the C code
-
-
-def rle_to_crop(rle: dict) -> Tuple[np.ndarray, int, int]:
-    """Decode a COCO RLE (``{'size': [h, w], 'counts': str | bytes |
-    list}``) into its tight uint8 crop and ``(x0, y0)`` offset, filling only
-    the crop (never the ``h x w`` mask). Equals
-    ``maskUtils.decode(rle)[y0:y0 + ch, x0:x0 + cw]`` for valid RLEs (runs
-    beyond ``h * w`` are clipped instead of overflowing)."""
-    h, w = int(rle['size'][0]), int(rle['size'][1])
-    counts = rle['counts']
-    if isinstance(counts, (str, bytes)):
-        c = rle_string_to_counts(counts)
-    else:
-        c = np.asarray(counts, dtype=np.int64).reshape(-1)
-    total = h * w
-    ends = np.minimum(np.cumsum(c), total)
-    s = np.concatenate(([0], ends[:-1]))[1::2]
-    e = ends[1::2]
-    keep = e > s
-    if not keep.any():
-        return _empty(np.uint8), 0, 0
-    s, e = s[keep], e[keep]
-    xs, xe = s // h, (e - 1) // h
-    x0, x1 = int(xs[0]), int(xe[-1]) + 1
-    multi_col = bool((xe > xs).any())
-    if multi_col:  # a run wraps into the next column: full height
-        y0, y1 = 0, h
-    else:
-        y0, y1 = int((s % h).min()), int(((e - 1) % h).max()) + 1
-    ch, cw = y1 - y0, x1 - x0
-    n = ch * cw
-    fs = (xs - x0) * ch + (s % h - y0)
-    fe = fs + (e - s)
-    d = np.bincount(fs, minlength=n + 1)[:n + 1] - np.bincount(
-        fe, minlength=n + 1)[:n + 1]
-    flat = np.cumsum(d[:n]).astype(np.uint8)
-    crop = np.ascontiguousarray(flat.reshape(cw, ch).T)
-    if multi_col:
-        return _tighten(crop, x0, y0)
-    return crop, x0, y0
 
 
 def _ann_to_rle(ann, height: int, width: int) -> dict:
@@ -364,7 +269,7 @@ class CropBitmapMasks(BaseInstanceMasks):
                            or y0 + c.shape[0] > height):
                 raise ValueError(f'crop {i} ({c.shape} at x0={x0}, y0={y0})'
                                  f' exceeds the {height}x{width} image')
-            c, x0, y0 = _tighten(c, x0, y0)
+            c, x0, y0 = tighten_crop(c, x0, y0)
             tight.append(c)
             offs[i] = (x0, y0)
         self._init(tight, offs, height, width, dtype)
@@ -392,7 +297,7 @@ class CropBitmapMasks(BaseInstanceMasks):
         dtype = self.dtype if dtype is None else np.dtype(dtype)
         crops, offs = [], np.zeros((len(items), 2), np.int64)
         for i, (c, x0, y0) in enumerate(items):
-            c, x0, y0 = _tighten(c.astype(dtype, copy=False), int(x0),
+            c, x0, y0 = tighten_crop(c.astype(dtype, copy=False), int(x0),
                                  int(y0))
             crops.append(c)
             offs[i] = (x0, y0)
@@ -454,7 +359,7 @@ class CropBitmapMasks(BaseInstanceMasks):
         a, b = max(x0, 0), min(x0 + c.shape[1], width)
         t, u = max(y0, 0), min(y0 + c.shape[0], height)
         if a >= b or t >= u:
-            return _empty(c.dtype), 0, 0
+            return empty_crop(c.dtype), 0, 0
         return c[t - y0:u - y0, a - x0:b - x0], a, t
 
     # ----------------------------------------------------------- properties
@@ -504,7 +409,7 @@ class CropBitmapMasks(BaseInstanceMasks):
             if m.shape != (height, width):
                 raise ValueError(f'mask {i} has shape {m.shape}, expected '
                                  f'{(height, width)}')
-            c, x0, y0 = _tighten(np.asarray(m, dtype=dtype), 0, 0)
+            c, x0, y0 = tighten_crop(np.asarray(m, dtype=dtype), 0, 0)
             crops.append(c if c.base is None else c.copy())
             offs[i] = (x0, y0)
         return cls._make(crops, offs, height, width, dtype)
@@ -607,7 +512,7 @@ class CropBitmapMasks(BaseInstanceMasks):
             a, b = np.searchsorted(mx, [x0, x0 + c.shape[1]])
             t, u = np.searchsorted(my, [y0, y0 + c.shape[0]])
             if a >= b or t >= u:
-                items.append((_empty(c.dtype), 0, 0))
+                items.append((empty_crop(c.dtype), 0, 0))
                 continue
             new = c[(my[t:u] - y0)[:, None], (mx[a:b] - x0)[None, :]]
             items.append((new, a, t))

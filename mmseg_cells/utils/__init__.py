@@ -1,3 +1,7 @@
 from .atomic import atomic_write, atomic_write_json
+from .setup_env import REGISTERING_PACKAGES, register_all_modules
 
-__all__ = ['atomic_write', 'atomic_write_json']
+__all__ = [
+    'REGISTERING_PACKAGES', 'atomic_write', 'atomic_write_json',
+    'register_all_modules'
+]

@@ -1,4 +1,5 @@
-"""Memory-frugal mask pasting and COCO RLE encoding for big images.
+"""The mask codec: COCO RLE encoding and decoding of box-sized crops, and
+mask pasting, for big images.
 
 Instance segmentation of H&E tiles produces up to 1000 detections per image
 on images of e.g. 2500x1987 pixels. Materialising one full-image mask per
@@ -15,14 +16,24 @@ only inside its box. This module works on box-sized crops only:
   mask, computing the column-major run lengths straight from the crop and
   compressing them with the COCO string codec; the result is byte-identical
   to ``pycocotools.mask.encode`` of the full mask.
+* :func:`rle_to_crop` decodes a COCO RLE into its tight crop and offset,
+  never the full-size mask (:func:`rle_string_to_counts` is the vectorised
+  string decoder).
 
-Neither function imports torch; both use numpy only.
+Used by the converter (:mod:`mmseg_cells.data`), the predictor
+(:mod:`mmseg_cells.apis`), the crop-mask container
+(:mod:`mmseg_cells.structures`) and the evaluation alike.
+
+Nothing here imports torch; numpy only.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-__all__ = ['encode_crop_rle', 'paste_mask_crop', 'rle_counts_to_string']
+__all__ = [
+    'empty_crop', 'encode_crop_rle', 'paste_mask_crop', 'rle_counts_to_string',
+    'rle_string_to_counts', 'rle_to_crop', 'tighten_crop'
+]
 
 _F32 = np.float32
 _F64 = np.float64
@@ -309,3 +320,98 @@ def paste_mask_crop(mask_prob: np.ndarray,
         return out, x0, y0
     with np.errstate(invalid='ignore'):
         return out >= threshold, x0, y0
+
+
+def empty_crop(dtype) -> np.ndarray:
+    """A ``0 x 0`` crop (an empty mask)."""
+    return np.zeros((0, 0), dtype=dtype)
+
+
+def tighten_crop(crop: np.ndarray, x0: int,
+             y0: int) -> Tuple[np.ndarray, int, int]:
+    """Trim the all-zero border rows/columns of ``crop`` (offset kept
+    consistent); an all-zero crop becomes a ``0 x 0`` crop at (0, 0)."""
+    if crop.size == 0:
+        return empty_crop(crop.dtype), 0, 0
+    rows = np.flatnonzero(crop.any(axis=1))
+    if rows.size == 0:
+        return empty_crop(crop.dtype), 0, 0
+    cols = np.flatnonzero(crop.any(axis=0))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if r0 == 0 and c0 == 0 and r1 == crop.shape[0] and c1 == crop.shape[1]:
+        return crop, x0, y0
+    return (np.ascontiguousarray(crop[r0:r1, c0:c1]), x0 + int(c0),
+            y0 + int(r0))
+
+
+def rle_string_to_counts(s: Union[str, bytes]) -> np.ndarray:
+    """Decode a compressed COCO RLE counts string into run lengths.
+
+    Vectorised port of ``rleFrString`` (COCO API ``maskApi.c``): 5-bit
+    little-endian groups offset by 48, 0x20 = "more groups follow", 0x10 in
+    the last group = negative; from the fourth count on, values are deltas
+    to the count two places earlier.
+    """
+    if isinstance(s, str):
+        s = s.encode('ascii')
+    b = np.frombuffer(s, dtype=np.uint8).astype(np.int64) - 48
+    if b.size == 0:
+        return np.zeros(0, np.int64)
+    end = (b & 0x20) == 0  # last group of a value
+    first = np.empty_like(end)
+    first[0] = True
+    first[1:] = end[:-1]
+    starts = np.flatnonzero(first)
+    tok = np.cumsum(first) - 1
+    k = np.arange(b.size) - starts[tok]
+    x = np.add.reduceat((b & 0x1f) << (5 * k), starts)
+    last = np.flatnonzero(end)
+    neg = (b[last] & 0x10) != 0
+    if neg.any():
+        x[neg] |= np.left_shift(np.int64(-1), 5 * (k[last][neg] + 1))
+    counts = x.copy()
+    if counts.size > 3:
+        counts[1::2] = np.cumsum(x[1::2])
+    if counts.size > 4:
+        counts[2::2] = np.cumsum(x[2::2])
+    return counts & 0xffffffff  # (uint) cast of the C code
+
+
+def rle_to_crop(rle: dict) -> Tuple[np.ndarray, int, int]:
+    """Decode a COCO RLE (``{'size': [h, w], 'counts': str | bytes |
+    list}``) into its tight uint8 crop and ``(x0, y0)`` offset, filling only
+    the crop (never the ``h x w`` mask). Equals
+    ``maskUtils.decode(rle)[y0:y0 + ch, x0:x0 + cw]`` for valid RLEs (runs
+    beyond ``h * w`` are clipped instead of overflowing)."""
+    h, w = int(rle['size'][0]), int(rle['size'][1])
+    counts = rle['counts']
+    if isinstance(counts, (str, bytes)):
+        c = rle_string_to_counts(counts)
+    else:
+        c = np.asarray(counts, dtype=np.int64).reshape(-1)
+    total = h * w
+    ends = np.minimum(np.cumsum(c), total)
+    s = np.concatenate(([0], ends[:-1]))[1::2]
+    e = ends[1::2]
+    keep = e > s
+    if not keep.any():
+        return empty_crop(np.uint8), 0, 0
+    s, e = s[keep], e[keep]
+    xs, xe = s // h, (e - 1) // h
+    x0, x1 = int(xs[0]), int(xe[-1]) + 1
+    multi_col = bool((xe > xs).any())
+    if multi_col:  # a run wraps into the next column: full height
+        y0, y1 = 0, h
+    else:
+        y0, y1 = int((s % h).min()), int(((e - 1) % h).max()) + 1
+    ch, cw = y1 - y0, x1 - x0
+    n = ch * cw
+    fs = (xs - x0) * ch + (s % h - y0)
+    fe = fs + (e - s)
+    d = np.bincount(fs, minlength=n + 1)[:n + 1] - np.bincount(
+        fe, minlength=n + 1)[:n + 1]
+    flat = np.cumsum(d[:n]).astype(np.uint8)
+    crop = np.ascontiguousarray(flat.reshape(cw, ch).T)
+    if multi_col:
+        return tighten_crop(crop, x0, y0)
+    return crop, x0, y0
