@@ -14,63 +14,29 @@ The result is printed and appended to ``benchmarks/RESULTS.md`` under the
 ``## convert_speed`` section. Target: <= 30 s for 209 images.
 """
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Tuple
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import mmseg_cells  # noqa: F401
-except ModuleNotFoundError as e:  # not installed: run from a checkout
-    if e.name != 'mmseg_cells':
-        raise
-    sys.path.insert(0, str(REPO))
-from mmseg_cells.data.hw3_coco import convert_hw3  # noqa: E402
-from mmseg_cells.data.io import (write_image_tif,  # noqa: E402
-                                 write_instance_map)
-from mmseg_cells.utils.atomic import atomic_write  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (REAL_SIZES, REPO, RESULTS, append_result,  # noqa: E402
+                    machine_info, paint_cells, place_ellipses)
 
-__all__ = ['append_result', 'generate_dataset', 'machine_info', 'main']
+from mmseg_cells.data import (convert_hw3, write_image_tif,  # noqa: E402
+                              write_instance_map)
+
+__all__ = ['generate_dataset', 'main', 'real_sizes']
 
 BENCHMARK = 'convert_speed'
 TARGET_S = 30.0
-RESULTS = REPO / 'benchmarks' / 'RESULTS.md'
 SIZES_JSON = (REPO.parent / 'shared' / 'data' / 'hw3_sample' /
               'test_image_name_to_ids.json')
 
-# (height, width) of the 101 hw3 test images (test_image_name_to_ids.json),
-# embedded so that the benchmark runs without ../shared.
-REAL_SIZES: List[Tuple[int, int]] = [
-    (33, 86), (37, 85), (82, 35), (87, 66), (109, 113), (123, 114),
-    (125, 129), (125, 171), (128, 128), (134, 124), (134, 224), (139, 88),
-    (142, 115), (143, 320), (150, 150), (151, 147), (157, 219), (160, 1500),
-    (170, 145), (171, 277), (171, 634), (174, 482), (179, 95), (185, 221),
-    (201, 464), (206, 272), (221, 242), (222, 222), (229, 393), (233, 490),
-    (237, 240), (252, 230), (253, 316), (255, 170), (272, 264), (277, 302),
-    (293, 341), (297, 296), (300, 300), (306, 443), (307, 582), (309, 448),
-    (315, 333), (316, 177), (325, 429), (348, 348), (350, 265), (367, 431),
-    (372, 688), (373, 299), (374, 651), (384, 497), (401, 443), (426, 491),
-    (430, 1987), (441, 528), (446, 512), (449, 935), (460, 500), (496, 524),
-    (503, 477), (509, 539), (518, 783), (523, 858), (547, 563), (556, 736),
-    (566, 615), (567, 796), (578, 676), (582, 583), (585, 839), (600, 600),
-    (633, 709), (635, 840), (653, 664), (655, 787), (743, 435), (755, 601),
-    (781, 892), (833, 748), (849, 388), (879, 726), (885, 633), (912, 1007),
-    (950, 310), (992, 1079), (1000, 350), (1000, 400), (1005, 1164),
-    (1026, 1158), (1200, 410), (1251, 1500), (1315, 1460), (1400, 1872),
-    (1500, 760), (1500, 1500), (1771, 1760), (1974, 868), (2000, 475),
-    (2150, 1401), (2500, 735)
-]
-
-# Share of instances per class in the real validation annotations.
-CLASS_PROBS = (0.262, 0.690, 0.028, 0.020)
 MAX_INSTANCES = 800
 MEDIAN_INSTANCES = 18
 MEDIAN_SIDE = 22
@@ -88,34 +54,17 @@ def _paint_image(rng: np.random.Generator, h: int, w: int,
                  n: int) -> Tuple[np.ndarray, dict]:
     """Non-overlapping elliptic blobs; returns the RGB image and class
     maps."""
-    occupied = np.zeros((h, w), bool)
+    occupied, cells = place_ellipses(
+        rng, h, w, n, median_side=MEDIAN_SIDE, side_range=(6, 120),
+        max_attempts=4 * n, label_first=True)
     maps = {c: np.zeros((h, w), np.float64) for c in (1, 2, 3, 4)}
     next_id = {c: 1 for c in maps}
-    painted, attempts = 0, 0
-    while painted < n and attempts < 4 * n:
-        attempts += 1
-        cat = int(rng.choice(4, p=CLASS_PROBS)) + 1
-        side = float(np.clip(rng.lognormal(np.log(MEDIAN_SIDE), 0.3), 6, 120))
-        ry = side / 2
-        rx = max(side / 2 * rng.uniform(0.7, 1.0), 2.0)
-        if rng.random() < 0.5:
-            ry, rx = rx, ry
-        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-        y0, y1 = max(int(cy - ry), 0), min(int(cy + ry) + 1, h)
-        x0, x1 = max(int(cx - rx), 0), min(int(cx + rx) + 1, w)
-        if y1 <= y0 or x1 <= x0:
-            continue
-        yy, xx = np.ogrid[y0:y1, x0:x1]
-        blob = ((yy - cy) / ry)**2 + ((xx - cx) / rx)**2 <= 1
-        if (blob & occupied[y0:y1, x0:x1]).any():
-            continue  # cells do not overlap: try another place
-        occupied[y0:y1, x0:x1] |= blob
-        maps[cat][y0:y1, x0:x1][blob] = next_id[cat]
+    for label, y0, x0, blob in cells:
+        cat = label + 1
+        bh, bw = blob.shape
+        maps[cat][y0:y0 + bh, x0:x0 + bw][blob] = next_id[cat]
         next_id[cat] += 1
-        painted += 1
-    rgb = np.empty((h, w, 3), np.uint8)
-    rgb[...] = (232, 196, 222)
-    rgb[occupied] = (120, 60, 150)
+    rgb = paint_cells(occupied)
     noise = rng.integers(-12, 13, size=(h, w, 1), dtype=np.int16)
     rgb = np.clip(rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
     return rgb, {c: m for c, m in maps.items() if next_id[c] > 1}
@@ -147,55 +96,6 @@ def generate_dataset(root: Path, n_images: int = 209,
             write_instance_map(d / f'class{c}.tif', m)
         written.append(sum(int(len(np.unique(m)) - 1) for m in maps.values()))
     return n_images, written
-
-
-def machine_info() -> str:
-    """One-line description of the machine and software."""
-    load = ''
-    if hasattr(os, 'getloadavg'):
-        load = f', load avg {os.getloadavg()[0]:.1f}'
-    return (f'{platform.platform()}, {platform.machine()}, '
-            f'{os.cpu_count()} CPUs{load}, Python '
-            f'{platform.python_version()}, numpy {np.__version__}')
-
-
-def append_result(benchmark: str,
-                  rows: Sequence[Tuple[str, str, str]],
-                  path: Path = RESULTS,
-                  section: str = None) -> None:
-    """Append ``(metric, value, target)`` rows to the ``## <section>``
-    section (default: ``benchmark``) of ``RESULTS.md``, created with a
-    header when missing. ``benchmark`` fills the benchmark column."""
-    header = ['| date | benchmark | metric | value | target | machine |',
-              '|---|---|---|---|---|---|']
-    date = datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %z')
-    machine = machine_info()
-    new = [f'| {date} | {benchmark} | {m} | {v} | {t} | {machine} |'
-           for m, v, t in rows]
-    lines = path.read_text().splitlines() if path.exists() else [
-        '# Benchmark results', '',
-        'Rows are appended by the scripts in `benchmarks/`; one section '
-        'per benchmark.'
-    ]
-    title = f'## {section or benchmark}'
-    if title in lines:
-        i = lines.index(title) + 1
-        while i < len(lines) and not lines[i].startswith('|'):
-            if lines[i].startswith('## '):
-                break
-            i += 1
-        if i < len(lines) and lines[i].startswith('|'):
-            while i < len(lines) and lines[i].startswith('|'):
-                i += 1
-            lines[i:i] = new
-        else:
-            lines[i:i] = header + new + ['']
-    else:
-        if lines and lines[-1].strip():
-            lines.append('')
-        lines += [title, ''] + header + new
-    with atomic_write(path, 'w', encoding='utf-8') as f:
-        f.write('\n'.join(lines) + '\n')
 
 
 def main(argv=None) -> int:

@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     print(f'stock mmdet holds {args.dets} full-image masks: '
           f'{full_masks:.0f} MiB as bool before encoding')
     if not args.no_record:
-        from convert_speed import append_result
+        from common import append_result
         rows = [(f'peak RSS {r["mode"]} (MiB, 2500x1987, {r["dets"]} dets)',
                  f'{r["peak_mib"]:.0f}',
                  '<= 2048' if r['mode'] == 'ours' else '-')

@@ -38,21 +38,15 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (REPO, RESULTS, append_result, paint_cells,  # noqa: E402
+                    place_ellipses)
+
+__all__ = ['build_sample', 'main', 'pipeline_cfg']
 
 BENCHMARK = 'memory_pipeline'
 TARGET_MIB = 512.0
 LOADERS = {'stock': 'LoadAnnotations', 'compact': 'LoadCellAnnotations'}
-
-
-def _import_repo():
-    try:
-        import mmseg_cells  # noqa: F401
-    except ModuleNotFoundError as e:  # not installed: run from a checkout
-        if e.name != 'mmseg_cells':
-            raise
-        sys.path.insert(0, str(REPO))
 
 
 def build_sample(size: int, cells: int, seed: int):
@@ -63,30 +57,16 @@ def build_sample(size: int, cells: int, seed: int):
     import pycocotools.mask as mask_util
     rng = np.random.default_rng(seed)
     h = w = size
-    occupied = np.zeros((h, w), bool)
+    occupied, placed = place_ellipses(
+        rng, h, w, cells, median_side=21, side_range=(10, 45),
+        max_attempts=50 * cells)
     buf = np.zeros((h, w), np.uint8, order='F')  # reused for encoding
     instances = []
-    attempts = 0
-    while len(instances) < cells and attempts < 50 * cells:
-        attempts += 1
-        side = float(np.clip(rng.lognormal(np.log(21), 0.3), 10, 45))
-        ry = side / 2
-        rx = max(side / 2 * rng.uniform(0.7, 1.0), 2.0)
-        if rng.random() < 0.5:
-            ry, rx = rx, ry
-        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-        y0, y1 = max(int(cy - ry), 0), min(int(cy + ry) + 1, h)
-        x0, x1 = max(int(cx - rx), 0), min(int(cx + rx) + 1, w)
-        if y1 <= y0 or x1 <= x0:
-            continue
-        yy, xx = np.ogrid[y0:y1, x0:x1]
-        blob = ((yy - cy) / ry)**2 + ((xx - cx) / rx)**2 <= 1
-        if not blob.any() or (blob & occupied[y0:y1, x0:x1]).any():
-            continue
-        occupied[y0:y1, x0:x1] |= blob
-        buf[y0:y1, x0:x1] = blob
+    for label, y0, x0, blob in placed:
+        bh, bw = blob.shape
+        buf[y0:y0 + bh, x0:x0 + bw] = blob
         rle = mask_util.encode(buf)
-        buf[y0:y1, x0:x1] = 0
+        buf[y0:y0 + bh, x0:x0 + bw] = 0
         ys, xs = np.nonzero(blob)
         instances.append(
             dict(
@@ -96,14 +76,10 @@ def build_sample(size: int, cells: int, seed: int):
                     float(x0 + xs.max() + 1),
                     float(y0 + ys.max() + 1)
                 ],
-                bbox_label=int(rng.choice(4, p=(0.262, 0.690, 0.028,
-                                                0.020))),
+                bbox_label=label,
                 ignore_flag=0,
                 mask=dict(size=[h, w], counts=rle['counts'].decode())))
-    rgb = np.empty((h, w, 3), np.uint8)
-    rgb[...] = (232, 196, 222)
-    rgb[occupied] = (120, 60, 150)
-    return rgb, instances
+    return paint_cells(occupied), instances
 
 
 def pipeline_cfg(loader: str, crop: int = 1024) -> list:
@@ -111,8 +87,7 @@ def pipeline_cfg(loader: str, crop: int = 1024) -> list:
     with ``loader`` as the annotation loader and a ``crop`` px RandomCrop."""
     from mmengine.config import Config
     cfg = Config.fromfile(
-        str(Path(__file__).resolve().parents[1] / 'configs' / '_base_' /
-            'datasets' / 'hw3_cells.py'))
+        str(REPO / 'configs' / '_base_' / 'datasets' / 'hw3_cells.py'))
     steps = [dict(t) for t in cfg.train_pipeline]
     for t in steps:
         if t['type'] in ('LoadAnnotations', 'LoadCellAnnotations'):
@@ -128,7 +103,6 @@ def _maxrss_mib() -> float:
 
 def child(args) -> int:
     """Run one loader's pipeline; prints one JSON line."""
-    _import_repo()
     import random
 
     import torch
@@ -199,6 +173,7 @@ def child(args) -> int:
 
 
 def run_child(kind: str, data: Path, args) -> dict:
+    """Run :func:`child` for ``kind`` in a fresh process; its JSON result."""
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()), '--child', kind, '--data',
@@ -217,6 +192,7 @@ def run_child(kind: str, data: Path, args) -> dict:
 
 
 def main(argv=None) -> int:
+    """Run the benchmark; returns 0 if the target is met, else 1."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--cells', type=int, default=800)
     parser.add_argument('--size', type=int, default=1024)
@@ -236,8 +212,7 @@ def main(argv=None) -> int:
     if args.child:
         return child(args)
 
-    _import_repo()
-    from mmseg_cells.data.io import write_image_tif
+    from mmseg_cells.data import write_image_tif
     with tempfile.TemporaryDirectory(prefix='memory_pipeline_') as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
@@ -280,8 +255,6 @@ def main(argv=None) -> int:
         print(f'target (LoadCellAnnotations) <= {TARGET_MIB:g} MiB: '
               f'{"OK" if ok else "MISSED"}')
     if not args.no_record and not args.only:
-        sys.path.insert(0, str(HERE))
-        from convert_speed import append_result
         name = (f'{BENCHMARK} ({len(instances)} cells, '
                 f'{args.size}x{args.size}, Resize x1.5 + RandomCrop 1024, '
                 f'{args.runs} runs)')
@@ -301,7 +274,7 @@ def main(argv=None) -> int:
                       f'{res[k]["train_step_delta_mib"]:.1f}', '-')
                      for k in ('stock', 'compact')]
         append_result(name, rows, section=BENCHMARK)
-        print(f'recorded in {HERE / "RESULTS.md"}')
+        print(f'recorded in {RESULTS}')
     return 0 if ok else 1
 
 

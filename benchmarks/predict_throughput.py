@@ -2,7 +2,7 @@
 
 Both pipelines run the main config (``configs/cbam_mask_rcnn.py``, random
 init, ``score_thr=0``) on synthetic H&E images whose sizes follow the real
-test set (the 101 sizes embedded in ``convert_speed.py``; ``--quick``
+test set (the 101 sizes embedded in ``common.py``; ``--quick``
 takes 12 of them evenly spaced by area, ``--full`` all 101):
 
 * **ours**: :meth:`CellPredictor.predict` (tiling above 1600 px, masks kept
@@ -128,22 +128,16 @@ class StageTimer:
 
 def instrument(predictor) -> StageTimer:
     """Stage timers on the functions the predictor calls."""
-    import mmseg_cells.apis.predictor as pmod
+    from mmseg_cells.apis import detections, results
     t = StageTimer()
     m = predictor.model
     t.wrap(m, 'extract_feat', 'backbone+neck')
     t.wrap(m.rpn_head, 'predict', 'RPN')
-    if hasattr(predictor, '_predict_bbox'):
-        t.wrap(predictor, '_predict_bbox', 'RoI bbox head')
-    else:
-        t.wrap(m.roi_head, 'predict_bbox', 'RoI bbox head')
+    t.wrap(predictor, '_predict_bbox', 'RoI bbox head')
     t.wrap(predictor, '_mask_probs', 'mask head')
-    for name, stage in (('paste_mask_crop', 'mask paste'),
-                        ('paste_masks', 'mask paste'),
-                        ('encode_crop_rle', 'RLE'),
-                        ('encode_crops_rle', 'RLE')):
-        if hasattr(pmod, name):
-            t.wrap(pmod, name, stage)
+    # the mask codec functions as the apis modules call them
+    t.wrap(detections, 'paste_mask_crop', 'mask paste')
+    t.wrap(results, 'encode_crop_rle', 'RLE')
     return t
 
 
@@ -231,11 +225,11 @@ def main(argv=None) -> int:
     predict_array = pred._predict_array
 
     def ours(i):
-        from mmseg_cells.apis import tile_grid
+        from mmseg_cells.apis import should_tile, tile_grid
         rgb, _, n = images[i]
         set_cap(n)
         h, w = rgb.shape[:2]
-        if pred.tile_above and max(h, w) > pred.tile_above:
+        if should_tile(h, w, pred.tile_size, pred.tile_above):
             # per-tile cap from the cells each tile contains
             windows = iter([(ys, ye, xs, xe)
                             for ys, ye, _, _ in tile_grid(

@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from convert_speed import append_result  # noqa: E402
+from common import append_result  # noqa: E402
 
 from mmseg_cells.apis import CellPredictor  # noqa: E402
 from mmseg_cells.data.io import read_image  # noqa: E402

@@ -54,7 +54,7 @@ model = dict(
         rpn=dict(nms_pre=3000, max_per_img=2000),
         # Detections per image: capping at K bounds recall (share of all
         # cells in the top-K of their image even with perfect scores):
-        # K=100 (mmdet / seed default) 0.340, 300 0.722, 500 0.889,
+        # K=100 (mmdet default) 0.340, 300 0.722, 500 0.889,
         # 1000 1.000. Score threshold 0.001: AP integrates the whole
         # precision-recall curve, low-score detections only add recall.
         rcnn=dict(score_thr=0.001, max_per_img=1000)))

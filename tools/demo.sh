@@ -2,7 +2,10 @@
 # The main job end to end (called by `make demo`):
 #   generate (or link real data) -> convert -> train -> evaluate -> predict -> curves
 # DATA=/path/to/hw3-data-release runs the same flow on real data (read-only:
-# it is linked, never written). OUT (default demo_out) receives everything.
+# it is linked, never written), with the proposal and detection caps derived
+# from its training split (tools/analysis/cell_stats.py); without
+# test_release/ it predicts the validation images and scores them.
+# OUT (default demo_out) receives everything.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
@@ -33,25 +36,52 @@ else
   for entry in train test_release test_image_name_to_ids.json; do
     [[ -e "$DATA_ABS/$entry" ]] && ln -s "$DATA_ABS/$entry" "$DATA_ROOT/$entry"
   done
+  if [[ ! -f "$DATA_ABS/test_image_name_to_ids.json" || ! -d "$DATA_ABS/test_release" ]]; then
+    echo "note: $DATA has no test_release/ + test_image_name_to_ids.json: step 5 predicts the validation images instead"
+  fi
 fi
+PREDICT_ROOT="$DATA_ROOT"
+[[ -f "$DATA_ROOT/test_image_name_to_ids.json" && -d "$DATA_ROOT/test_release" ]] || PREDICT_ROOT="$OUT/val_as_test"
 
 step "2/6 convert to COCO -> $DATA_ROOT/annotations"
 "$PY" data_converters/hw3_to_coco.py --data-root "$DATA_ROOT" --out-dir "$DATA_ROOT/annotations" \
   --val-ratio 0.2 --seed 0
 
+# Real data: proposal / detection caps fitted to its crowding (the demo
+# config's are sized for the synthetic images of <= 60 cells)
+CAPS=()
+MAX_DETS=()
+if [[ -n "$DATA" ]]; then
+  caps_line="$("$PY" tools/analysis/cell_stats.py "$DATA_ROOT/annotations/train.json" --print-cfg-options)"
+  read -r -a CAPS <<< "$caps_line"
+  echo "caps from the training split: ${CAPS[*]}"
+  for c in "${CAPS[@]}"; do
+    [[ "$c" == model.test_cfg.rcnn.max_per_img=* ]] && MAX_DETS=(--max-per-img "${c#*=}")
+  done
+  CAPS=(--cfg-options "${CAPS[@]}")
+fi
+
 WORK="$OUT/work_dir"
 step "3/6 train $(basename "$CONFIG") -> $WORK"
 rm -rf "$WORK"
-"$PY" tools/train.py "$CONFIG" --data-root "$DATA_ROOT" --work-dir "$WORK"
+"$PY" tools/train.py "$CONFIG" --data-root "$DATA_ROOT" --work-dir "$WORK" "${CAPS[@]}"
 CKPT="$(ls "$WORK"/best_coco_segm_leaderboard_AP50_epoch_*.pth | tail -n 1)"
 
 step "4/6 evaluate $CKPT on val (segm AP50: coco/segm_leaderboard_AP50 at maxDets 100, coco/segm_mAP_50 at 1000)"
-"$PY" tools/test.py "$CONFIG" "$CKPT" --data-root "$DATA_ROOT" --work-dir "$WORK/test" 2>&1 \
+"$PY" tools/test.py "$CONFIG" "$CKPT" --data-root "$DATA_ROOT" --work-dir "$WORK/test" "${CAPS[@]}" 2>&1 \
   | tee "$WORK/test.log" | grep -E "segm_mAP_copypaste|coco/segm_mAP_50|coco/segm_leaderboard_AP50|^\| class" || true
 
-step "5/6 predict test images -> $OUT/predictions"
-"$PY" tools/predict.py "$CONFIG" "$CKPT" --data-root "$DATA_ROOT" --out-dir "$OUT/predictions" \
-  --save-label-maps --save-overlays
+if [[ "$PREDICT_ROOT" == "$DATA_ROOT" ]]; then
+  step "5/6 predict test images -> $OUT/predictions"
+else
+  step "5/6 predict the validation images (no test set) -> $OUT/predictions"
+  "$PY" tools/misc/val_as_test.py "$DATA_ROOT/annotations/val.json" "$DATA_ROOT" "$PREDICT_ROOT"
+fi
+"$PY" tools/predict.py "$CONFIG" "$CKPT" --data-root "$PREDICT_ROOT" --out-dir "$OUT/predictions" \
+  --save-label-maps --save-overlays "${MAX_DETS[@]}"
+if [[ "$PREDICT_ROOT" != "$DATA_ROOT" ]]; then
+  "$PY" tools/eval_ap50.py "$DATA_ROOT/annotations/val.json" "$OUT/predictions/test-results.json"
+fi
 
 step "6/6 training curves -> $WORK/curves"
 "$PY" tools/plot_curves.py "$WORK"

@@ -35,7 +35,7 @@
 # Preparing WHEEL_DIR (on a machine with PyPI access; the header of
 # requirements/gpu_wheels.txt has the exact commands): a folder that git
 # ignores through .git/info/exclude (not .gitignore), e.g. gpu_wheels/, with
-# the 13 wheels listed in requirements/gpu_wheels.txt and mmcv-2.1.0.tar.gz,
+# the 14 wheels listed in requirements/gpu_wheels.txt and mmcv-2.1.0.tar.gz,
 # about 33 MiB. An mmcv-2.1.0-*.whl built by an earlier run of this script
 # (it copies the one it builds into LOG_DIR) may be put there too: it is then
 # installed instead of building (it must match the torch/CUDA/Python there).

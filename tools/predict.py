@@ -22,7 +22,6 @@ with its file name and skipped; the others' results are still written and
 the exit status is 1.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -32,9 +31,11 @@ import zipfile
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmseg_cells.data.io import (DataFormatError, read_image,  # noqa: E402
-                                 write_instance_map)
+from mmseg_cells.data import (TEST_IMAGE_DIR, TEST_LISTING,  # noqa: E402
+                              DataFormatError, read_image, read_test_listing,
+                              write_instance_map)
 from mmseg_cells.utils import atomic_write, atomic_write_json  # noqa: E402
+from mmseg_cells.visualization import draw_instance_overlay  # noqa: E402
 
 IMAGE_EXTS = ('.tif', '.tiff', '.png', '.jpg', '.jpeg')
 
@@ -60,6 +61,10 @@ def parse_args(argv=None):
     parser.add_argument('--save-overlays', action='store_true')
     parser.add_argument('--tta', action='store_true',
                         help='flip test-time augmentation (see README)')
+    parser.add_argument('--tta-merge', choices=['nms', 'cluster'],
+                        default='nms',
+                        help='TTA: merge the views by NMS (default) or by '
+                        'clustering and averaging boxes, scores and masks')
     parser.add_argument('--tile-size', type=int, default=1024)
     parser.add_argument('--tile-overlap', type=int, default=192)
     parser.add_argument('--tile-above', type=int, default=1600,
@@ -85,29 +90,17 @@ def list_images(args) -> list:
             raise DataFormatError(f'{args.images}: no .tif/.png/.jpg images')
         return [(osp.join(args.images, n), i + 1, None)
                 for i, n in enumerate(names)]
-    listing = osp.join(args.data_root, 'test_image_name_to_ids.json')
-    try:
-        with open(listing) as f:
-            entries = json.load(f)
-    except FileNotFoundError:
+    listing = osp.join(args.data_root, TEST_LISTING)
+    if not osp.exists(listing):
         raise DataFormatError(
             f'{listing}: not found (use --images DIR for a plain folder)')
-    except json.JSONDecodeError as e:
-        raise DataFormatError(f'{listing}: invalid JSON ({e})')
-    if not isinstance(entries, list) or not entries:
+    # listed images are checked one by one while predicting: a missing or
+    # unreadable one is reported and the others are still predicted
+    entries = read_test_listing(args.data_root, check_images=False)
+    if not entries:
         raise DataFormatError(f'{listing}: expected a non-empty list')
-    out, seen = [], set()
-    for k, e in enumerate(entries):
-        if not isinstance(e, dict) or not {'file_name', 'id', 'height',
-                                           'width'} <= set(e):
-            raise DataFormatError(
-                f'{listing}: entry {k} lacks file_name/id/height/width')
-        if e['id'] in seen:
-            raise DataFormatError(f'{listing}: duplicate id {e["id"]}')
-        seen.add(e['id'])
-        out.append((osp.join(args.data_root, 'test_release', e['file_name']),
-                    int(e['id']), (int(e['height']), int(e['width']))))
-    return out
+    return [(osp.join(args.data_root, TEST_IMAGE_DIR, e['file_name']),
+             e['id'], (e['height'], e['width'])) for e in entries]
 
 
 def write_label_maps(folder: str, maps: dict, classes) -> None:
@@ -122,18 +115,11 @@ def write_label_maps(folder: str, maps: dict, classes) -> None:
 
 
 def write_overlay(path: str, rgb: np.ndarray, maps: dict, palette) -> None:
-    """Class-coloured fill + instance outlines on the image, as PNG."""
+    """Class-coloured fill + white instance outlines on the image
+    (:func:`~mmseg_cells.visualization.draw_instance_overlay`), as PNG."""
     import cv2
-    vis = rgb.astype(np.float32)
-    edges = np.zeros(rgb.shape[:2], bool)
-    for label, ids in maps.items():
-        fg = ids > 0
-        colour = np.array(palette[label % len(palette)], np.float32)
-        vis[fg] = 0.55 * vis[fg] + 0.45 * colour
-        edge = fg & ((np.roll(ids, 1, 0) != ids) | (np.roll(ids, 1, 1) != ids))
-        edges |= edge
-    vis[edges] = (255, 255, 255)
-    ok, buf = cv2.imencode('.png', vis.astype(np.uint8)[..., ::-1])
+    vis = draw_instance_overlay(rgb, maps, palette)
+    ok, buf = cv2.imencode('.png', vis[..., ::-1])
     if not ok:
         raise RuntimeError(f'{path}: PNG encoding failed')
     with atomic_write(path, 'wb') as f:
@@ -158,7 +144,8 @@ def main(argv=None) -> int:
         args.config, args.checkpoint, device=args.device,
         score_thr=args.score_thr, max_per_img=args.max_per_img,
         tile_size=args.tile_size, tile_overlap=args.tile_overlap,
-        tile_above=args.tile_above, tta=args.tta)
+        tile_above=args.tile_above, tta=args.tta,
+        tta_merge=args.tta_merge)
     classes = predictor.classes or ('class1', 'class2', 'class3', 'class4')
     palette = predictor.model.dataset_meta.get('palette') or [
         (220, 20, 60), (0, 130, 255), (255, 160, 0), (20, 200, 80)]

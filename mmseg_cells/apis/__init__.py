@@ -1,3 +1,24 @@
-from .predictor import CellPredictor, Detections, predict_tiled, tile_grid
+"""Inference: :class:`CellPredictor` and the pieces it is made of.
 
-__all__ = ['CellPredictor', 'Detections', 'predict_tiled', 'tile_grid']
+- :mod:`.detections`: :class:`Detections`, one image's result;
+- :mod:`.tiling`: large images by overlapping tiles, merged without
+  duplicates;
+- :mod:`.fast_roi`: the RoI heads' inference fast paths;
+- :mod:`.inference_model`: BN folding / channels-last rewrite, probed;
+- :mod:`.tta`: flip test-time augmentation;
+- :mod:`.results`: COCO results entries and instance label maps;
+- :mod:`.predictor`: :class:`CellPredictor`, which runs them.
+"""
+from .detections import Detections
+from .fast_roi import extract_roi_feats
+from .inference_model import rewrite_for_inference
+from .predictor import CellPredictor
+from .results import coco_results, instance_label_maps, published_score
+from .tiling import predict_tiled, should_tile, tile_grid
+from .tta import predict_flip_tta
+
+__all__ = [
+    'CellPredictor', 'Detections', 'coco_results', 'extract_roi_feats',
+    'instance_label_maps', 'predict_flip_tta', 'predict_tiled',
+    'published_score', 'rewrite_for_inference', 'should_tile', 'tile_grid'
+]

@@ -313,9 +313,13 @@ def read_instance_map(
 
 
 def _atomic_imwrite(path: PathLike, data: np.ndarray, **kwargs) -> None:
-    """``tifffile.imwrite`` into memory, then atomically onto ``path``."""
+    """``tifffile.imwrite`` into memory, then atomically onto ``path``.
+
+    No tifffile metadata (shape description) and no software tag are
+    written, so the file bytes depend on the pixels and ``kwargs`` only.
+    """
     buf = io.BytesIO()
-    tifffile.imwrite(buf, data, **kwargs)
+    tifffile.imwrite(buf, data, metadata=None, software=False, **kwargs)
     with atomic_write(path, 'wb') as f:
         f.write(buf.getbuffer())
 
@@ -323,9 +327,11 @@ def _atomic_imwrite(path: PathLike, data: np.ndarray, **kwargs) -> None:
 def write_image_tif(path: PathLike, rgb: np.ndarray) -> None:
     """Write an image in the hw3 format, atomically.
 
-    The file is uint8 RGBA (alpha = 255, or the given alpha for an RGBA
-    input), LZW compressed with horizontal predictor, photometric RGB with
-    an unassociated-alpha extra sample.
+    The file is laid out like the released ``image.tif`` files: uint8 RGBA
+    (alpha = 255, or the given alpha for an RGBA input), contiguous samples,
+    LZW compressed with horizontal predictor in 4-row strips, photometric
+    RGB with an unassociated-alpha extra sample, and no tifffile metadata or
+    software tag (so the bytes depend on the pixels only).
 
     Args:
         path: Output ``.tif`` path.
@@ -346,18 +352,27 @@ def write_image_tif(path: PathLike, rgb: np.ndarray) -> None:
         rgba,
         photometric='rgb',
         extrasamples=('unassalpha', ),
+        planarconfig='contig',
         compression='lzw',
-        predictor=True)
+        predictor=True,
+        rowsperstrip=4)
 
 
 def write_instance_map(path: PathLike, ids: np.ndarray) -> None:
-    """Write an ``H x W`` instance-id map as uncompressed float64 TIFF
-    (the hw3 format), atomically."""
+    """Write an ``H x W`` instance-id map in the hw3 format, atomically.
+
+    Like the released ``classN.tif`` files: uncompressed float64 in 2-row
+    strips, without tifffile metadata or software tag.
+    """
     ids = np.asarray(ids)
     if ids.ndim != 2:
         raise ValueError(f'{os.fspath(path)}: expected an H x W id map, got '
                          f'shape {ids.shape}')
-    _atomic_imwrite(path, ids.astype(np.float64), photometric='minisblack')
+    _atomic_imwrite(
+        path,
+        np.ascontiguousarray(ids, dtype=np.float64),
+        photometric='minisblack',
+        rowsperstrip=2)
 
 
 def find_class_files(image_dir: PathLike) -> Dict[int, Path]:

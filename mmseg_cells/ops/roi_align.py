@@ -1,8 +1,10 @@
-"""RoIAlign on channels-last feature maps, for CPU inference."""
+"""RoIAlign on channels-last torch feature maps, for CPU inference."""
 from typing import Tuple, Union
 
 import torch
 from torch import Tensor
+
+__all__ = ['roi_align_nhwc']
 
 # RoIs per batched step are chosen so that the gathered crops stay near
 # this many pixels (x C floats): 64 RoIs of 32 x 32.
@@ -138,5 +140,3 @@ def roi_align_nhwc(feat: Tensor,
         i = j
     return out.permute(0, 3, 1, 2)
 
-
-__all__ = ['roi_align_nhwc']

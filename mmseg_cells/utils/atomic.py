@@ -8,6 +8,13 @@ from typing import Any, Iterator, Union
 PathLike = Union[str, os.PathLike]
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = 'w', **kwargs) -> Iterator[Any]:
     """Open a temporary file next to ``path`` and move it over ``path`` only
@@ -15,6 +22,8 @@ def atomic_write(path: PathLike, mode: str = 'w', **kwargs) -> Iterator[Any]:
 
     On any error the temporary file is removed and ``path`` is untouched, so a
     failed run neither leaves a partial file nor destroys an earlier result.
+    The file gets the permissions of a plainly created one (``0o666`` less
+    the umask), not ``mkstemp``'s private ``0o600``.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -22,6 +31,7 @@ def atomic_write(path: PathLike, mode: str = 'w', **kwargs) -> Iterator[Any]:
     fd, tmp = tempfile.mkstemp(
         prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()

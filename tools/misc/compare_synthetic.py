@@ -23,30 +23,21 @@ import numpy as np
 import tifffile
 
 
-__all__ = ['compare', 'load_real', 'overlay', 'main']
+__all__ = ['compare', 'load_real', 'main']
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_synthesize_sample():
-    """``synthesize_sample``, from this checkout if not installed."""
-    sys.path.insert(0, str(REPO_ROOT))
-    from mmseg_cells.data.synthetic import synthesize_sample
-    return synthesize_sample
-
-
-synthesize_sample = _load_synthesize_sample()
+sys.path.insert(0, str(REPO_ROOT))  # this checkout's mmseg_cells
+from mmseg_cells.data.synthetic import synthesize_sample  # noqa: E402
+from mmseg_cells.visualization import draw_instance_overlay  # noqa: E402
 
 
 DEFAULT_REAL_DIR = str(REPO_ROOT.parent / 'shared' / 'data' / 'hw3_sample' /
                        'train' / 'sample')
-CLASS_COLOURS = {
-    1: (0, 255, 0),
-    2: (255, 255, 0),
-    3: (0, 255, 255),
-    4: (255, 0, 255)
-}
+# outline colour of class1..class4
+CLASS_COLOURS = [(0, 255, 0), (255, 255, 0), (0, 255, 255), (255, 0, 255)]
 
 
 def load_real(real_dir: str) -> Tuple[np.ndarray, Dict[int, np.ndarray]]:
@@ -57,18 +48,6 @@ def load_real(real_dir: str) -> Tuple[np.ndarray, Dict[int, np.ndarray]]:
         cls = int(osp.basename(path)[5:-4])
         masks[cls] = tifffile.imread(path)
     return np.ascontiguousarray(rgb), masks
-
-
-def overlay(rgb: np.ndarray, masks: Dict[int, np.ndarray]) -> np.ndarray:
-    """Draw 1-px instance boundaries coloured by class."""
-    out = rgb.copy()
-    kernel = np.ones((3, 3), np.uint8)
-    for cls, inst in masks.items():
-        inst = inst.astype(np.float32)
-        edge = (inst > 0) & ((cv2.erode(inst, kernel) != inst) |
-                             (cv2.dilate(inst, kernel) != inst))
-        out[edge] = CLASS_COLOURS.get(cls, (255, 0, 0))
-    return out
 
 
 def count(masks: Dict[int, np.ndarray]) -> int:
@@ -115,7 +94,10 @@ def compare(out_path: str, real_dir: Optional[str] = None,
     for name, img, m in panels:
         n = count(m)
         top += [label(img, f'{name}: {n} cells'), sep]
-        bottom += [label(overlay(img, m), 'outlines'), sep]
+        outlined = draw_instance_overlay(
+            img, {cls - 1: ids for cls, ids in m.items()}, CLASS_COLOURS,
+            fill_alpha=0, outline_colour=None, outline='inner')
+        bottom += [label(outlined, 'outlines'), sep]
     grid = np.concatenate([
         np.concatenate(top[:-1], 1),
         np.full((6, len(top[:-1]) and sum(x.shape[1] for x in top[:-1]), 3),

@@ -1,4 +1,4 @@
-# The seed recipe: AdamW, lr 2e-4, weight decay 1e-4, batch 3 per GPU
+# The training recipe: AdamW, lr 2e-4, weight decay 1e-4, batch 3 per GPU
 # (set in the dataset config), linear warm-up then cosine decay to 5e-6,
 # both stepped per iteration.
 max_epochs = 36
