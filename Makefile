@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml tools/install.sh tools/check_build_env.py requirements/
 	VENV="$(abspath $(VENV))" bash tools/install.sh
 
 demo: $(STAMP)
-	DATA="$(DATA)" OUT="$(OUT)" bash tools/demo.sh
+	DATA="$(DATA)" OUT="$(OUT)" PYTHON="$(abspath $(PY))" bash tools/demo.sh
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from mmengine.config import Config
@@ -20,7 +21,7 @@ def test_demo_on_data_without_test_set_fits_caps_and_predicts_val(
     shutil.copytree(Path(tiny_data_root) / 'train', data / 'train')
     out = tmp_path / 'out'
     env = dict(os.environ, DATA=str(data), OUT=str(out), CONFIG=TINY_CONFIG,
-               OMP_NUM_THREADS='2')
+               OMP_NUM_THREADS='2', PYTHON=sys.executable)
     proc = subprocess.run(['bash', 'tools/demo.sh'], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
