@@ -477,3 +477,19 @@ def test_overlay_fill_and_outline_rules():
     inner[2, 2:4] = inner[5, 2:4] = False
     assert (out[inner] == (0, 255, 0)).all()
     assert (out[~inner] == 100).all()
+
+
+def test_tool_defaults_to_cluster_merged_flip_tta():
+    """Flip TTA with the cluster merge is the tool's default (it raised
+    held-out AP50 on both real sets); --no-tta and --tta-merge nms remain."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'predict_tool', osp.join(osp.dirname(TINY_CONFIG), '..', '..',
+                                 'tools', 'predict.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    base = ['cfg.py', 'ckpt.pth', '--data-root', 'd', '--out-dir', 'o']
+    args = tool.parse_args(base)
+    assert args.tta is True and args.tta_merge == 'cluster'
+    args = tool.parse_args(base + ['--no-tta', '--tta-merge', 'nms'])
+    assert args.tta is False and args.tta_merge == 'nms'
