@@ -36,14 +36,12 @@ Training logs are kept in ``--work-dir`` (default
 """
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (REPO, RESULTS, append_result, load_avg,  # noqa: E402
+                    run_logged as run, schedule_options,
                     machine_info)
 
 BENCHMARK = 'accuracy'
@@ -55,23 +53,6 @@ PAIRS = {
     'real': (('baseline', 'configs/mask_rcnn_r50_fpn_cells.py'),
              ('CBAM', 'configs/cbam_mask_rcnn.py')),
 }
-
-
-def run(cmd, log: Path) -> float:
-    """Run ``cmd`` from the repository root, output to ``log``; returns
-    the seconds it took."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.setdefault('OMP_NUM_THREADS', str(os.cpu_count() or 1))
-    t0 = time.perf_counter()
-    with open(log, 'w') as f:
-        proc = subprocess.run([str(c) for c in cmd], cwd=REPO, stdout=f,
-                              stderr=subprocess.STDOUT, env=env)
-    if proc.returncode != 0:
-        tail = log.read_text()[-3000:]
-        raise SystemExit(f'failed ({proc.returncode}): {" ".join(map(str, cmd))}'
-                         f'\n{tail}')
-    return time.perf_counter() - t0
 
 
 def read_metric(work_dir: Path):
@@ -89,15 +70,6 @@ def read_metric(work_dir: Path):
     if not values:
         raise SystemExit(f'{files[-1]}: no {METRIC}')
     return values[-1], max(values), len(values)
-
-
-def schedule_options(epochs: int):
-    """--cfg-options giving the configs' schedule ``epochs`` epochs (the
-    cosine phase is param_scheduler.1 in both the demo and real configs),
-    one evaluation at the end."""
-    return [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
-            f'param_scheduler.1.end={epochs}',
-            f'param_scheduler.1.T_max={epochs}']
 
 
 def main(argv=None) -> int:

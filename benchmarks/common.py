@@ -12,6 +12,7 @@ import datetime
 import gc
 import os
 import platform
+import subprocess
 import sys
 import time
 import warnings
@@ -32,7 +33,8 @@ __all__ = [
     'BASE_CONFIG', 'CBAM_CONFIG', 'CLASS_PROBS', 'REAL_SIZES', 'REPO',
     'RESULTS', 'add_record_args', 'append_result', 'interleaved', 'load_avg',
     'load_config', 'machine_info', 'paint_cells', 'place_ellipses', 'quiet',
-    'ratio_summary', 'synthetic_image', 'torch_info'
+    'ratio_summary', 'run_logged', 'schedule_options', 'synthetic_image',
+    'torch_info'
 ]
 
 BASE_CONFIG = str(REPO / 'configs' / 'mask_rcnn_r50_fpn_cells.py')
@@ -273,3 +275,37 @@ def ratio_summary(num: Sequence[float], den: Sequence[float]
     r = np.asarray(num, float) / np.asarray(den, float)
     return float(np.median(r)), float(r.min()), float(r.max())
 
+
+
+
+def run_logged(cmd: Sequence, log: Path,
+               threads: Optional[int] = None) -> float:
+    """Run ``cmd`` from the repository root with its output in ``log``;
+    returns the seconds it took. ``threads`` sets ``OMP_NUM_THREADS`` and
+    ``MKL_NUM_THREADS`` (default: the environment's, else one per CPU). A
+    failure stops the benchmark with the command and the log's tail."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if threads is None:
+        env.setdefault('OMP_NUM_THREADS', str(os.cpu_count() or 1))
+    else:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    t0 = time.perf_counter()
+    with open(log, 'w') as f:
+        proc = subprocess.run([str(c) for c in cmd], cwd=REPO, stdout=f,
+                              stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f'failed ({proc.returncode}): '
+                         f'{" ".join(map(str, cmd))}\n'
+                         f'{log.read_text()[-3000:]}')
+    return time.perf_counter() - t0
+
+
+def schedule_options(epochs: int) -> List[str]:
+    """``--cfg-options`` giving a project config's schedule ``epochs``
+    epochs (the cosine phase is ``param_scheduler.1`` in the demo and the
+    real configs), one evaluation at the end."""
+    return [
+        f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
+        f'param_scheduler.1.end={epochs}', f'param_scheduler.1.T_max={epochs}'
+    ]

@@ -47,16 +47,15 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, add_record_args, append_result  # noqa: E402
+from common import (REPO, add_record_args, append_result,  # noqa: E402
+                    run_logged as run, schedule_options)
 
 BENCHMARK = 'real_accuracy'
 SHARED_REAL = REPO.parent / 'shared' / 'data' / 'real'
@@ -67,24 +66,6 @@ _AP_LINES = {
     'ap50@100': re.compile(r'maxDets=100\):\s+([0-9.]+)'),
     'ap50@1000': re.compile(r'maxDets=1000\):\s+([0-9.]+)'),
 }
-
-
-def run(cmd: Sequence, log: Path, threads: int) -> float:
-    """Run ``cmd`` from the repository root with its output in ``log``;
-    the seconds it took. A failure stops the benchmark with the log's
-    tail."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads))
-    t0 = time.perf_counter()
-    with open(log, 'w') as f:
-        proc = subprocess.run([str(c) for c in cmd], cwd=REPO, stdout=f,
-                              stderr=subprocess.STDOUT, env=env)
-    if proc.returncode != 0:
-        raise SystemExit(f'failed ({proc.returncode}): '
-                         f'{" ".join(map(str, cmd))}\n'
-                         f'{log.read_text()[-3000:]}')
-    return time.perf_counter() - t0
 
 
 def split_names(names: Sequence[str], holdout: float,
@@ -155,15 +136,11 @@ def epochs_for(iters: int, n_train: int, batch: int) -> int:
 def train_options(epochs: int, seed: int) -> List[str]:
     """``--cfg-options`` for a fixed budget of ``epochs`` with no
     validation (the held-out set is scored afterwards) and one checkpoint
-    at the end. The demo configs' cosine phase is ``param_scheduler.1``."""
-    return [
-        f'randomness.seed={seed}', f'train_cfg.max_epochs={epochs}',
-        f'train_cfg.val_interval={epochs + 1}',
-        f'param_scheduler.1.end={epochs}', f'param_scheduler.1.T_max={epochs}',
-        'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
-        f'default_hooks.checkpoint.interval={epochs}',
-        'default_hooks.checkpoint.save_best=None'
-    ]
+    at the end."""
+    return [f'randomness.seed={seed}', *schedule_options(epochs),
+            'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
+            f'default_hooks.checkpoint.interval={epochs}',
+            'default_hooks.checkpoint.save_best=None']
 
 
 def score(gt: Path, results: Path, log: Path, threads: int) -> Dict[str,

@@ -223,3 +223,23 @@ def test_attention_learns_where_pretrained_weights_are_frozen(path,
     moved = [n for n, p in frozen_params.items()
              if p.requires_grad or p.grad is not None]
     assert not moved, f'frozen pretrained parameters that train: {moved}'
+
+
+def test_recipe_trial_is_the_base_pipeline_plus_its_two_transforms():
+    """configs/ablations/demo_rot90_hed.py writes the train pipeline out (a
+    config can replace a list, not insert into it): it must stay the demo's
+    pipeline with only the stain jitter and the rotations added, so that
+    the trial measures those two changes and nothing else."""
+    base = Config.fromfile(
+        str(REPO / 'configs' / 'demo' / 'cbam_mask_rcnn_demo.py'))
+    trial = Config.fromfile(
+        str(REPO / 'configs' / 'ablations' / 'demo_rot90_hed.py'))
+    steps = trial.train_dataloader.dataset.pipeline
+    assert [s for s in steps if s['type'] not in (
+        'RandomHEDJitter', 'RandomRot90')] == \
+        base.train_dataloader.dataset.pipeline
+    types = [s['type'] for s in steps]
+    # jitter before the x1.5 upscale (cheaper), rotations after the flips
+    assert types.index('RandomHEDJitter') < types.index('Resize')
+    assert types.index('RandomFlip') + 1 == types.index('RandomRot90')
+    assert trial.model == base.model

@@ -13,7 +13,7 @@ from .fast_roi import mask_probs, predict_bbox
 from .inference_model import rewrite_for_inference
 from .results import coco_results, instance_label_maps
 from .tiling import Core, centres_in_core, predict_tiled, should_tile
-from .tta import MERGE_RULES, predict_flip_tta
+from .tta import check_merge_rule, predict_flip_tta
 
 __all__ = ['CellPredictor']
 
@@ -102,10 +102,7 @@ class CellPredictor:
         self.tile_overlap = tile_overlap
         self.tile_above = tile_above
         self.tta = tta
-        if tta_merge not in MERGE_RULES:
-            raise ValueError(
-                f'tta_merge must be one of {MERGE_RULES}, got {tta_merge!r}')
-        self.tta_merge = tta_merge
+        self.tta_merge = check_merge_rule(tta_merge)
         self.classes = tuple(self.model.dataset_meta.get('classes', ()))
         self.pipeline = Compose(self._pipeline_cfg(cfg))
         self.channels_last = False

@@ -7,7 +7,9 @@ import torch
 from .detections import Detections
 from .tiling import Core, centres_in_core
 
-__all__ = ['MERGE_RULES', 'fuse_views', 'predict_flip_tta']
+__all__ = [
+    'MERGE_RULES', 'check_merge_rule', 'fuse_views', 'predict_flip_tta'
+]
 
 # ``forward(bgr) -> (feats, scale, dets)``: pyramid features, the resize
 # factors ``w, h, w, h`` and the box head's InstanceData (network-input
@@ -19,6 +21,14 @@ MaskProbs = Callable[[tuple, torch.Tensor, torch.Tensor], torch.Tensor]
 VIEWS = (None, 'horizontal', 'vertical')
 #: How the views' boxes are merged (see :func:`predict_flip_tta`).
 MERGE_RULES = ('nms', 'cluster')
+
+
+def check_merge_rule(merge: str) -> str:
+    """``merge`` if it is one of :data:`MERGE_RULES`, else ValueError."""
+    if merge not in MERGE_RULES:
+        raise ValueError(f'TTA merge must be one of {MERGE_RULES}, got '
+                         f'{merge!r}')
+    return merge
 
 
 def _flip_image(bgr: np.ndarray, direction: Optional[str]) -> np.ndarray:
@@ -103,8 +113,7 @@ def predict_flip_tta(bgr: np.ndarray, forward: Forward,
     boxes.
     """
     from mmcv.ops import batched_nms
-    if merge not in MERGE_RULES:
-        raise ValueError(f'merge must be one of {MERGE_RULES}, got {merge!r}')
+    check_merge_rule(merge)
     h, w = bgr.shape[:2]
     views = [(d, ) + tuple(forward(_flip_image(bgr, d))) for d in VIEWS]
     scale = views[0][2]
