@@ -5,8 +5,10 @@
 In a fresh child process each: builds the main config
 (``configs/cbam_mask_rcnn.py``, random init), draws one 2500x1987 synthetic
 H&E image (the largest test image), and predicts it with
-``score_thr=0`` and ``--dets`` detections (a random model scores every
-proposal, so the count is forced), then RLE-encodes every mask:
+``score_thr=0``, the box head's NMS switched off (IoU threshold 1) and
+``max_per_img=--dets``, so that the random model keeps every proposal and
+the count reaches ``--dets`` (checked: the run fails if it does not; a
+random model's NMS had left 436 of 1000), then RLE-encodes every mask:
 
 * ours: :class:`~mmseg_cells.apis.CellPredictor` (tiles, mask head in
   chunks, masks pasted and encoded one box crop at a time);
@@ -45,6 +47,7 @@ rgb, _ = synthesize_sample(np.random.default_rng(0), 2500, 1987,
 cfg = Config.fromfile('configs/cbam_mask_rcnn.py')
 cfg.model.backbone.init_cfg = None
 cfg.model.test_cfg.rcnn.score_thr = 0.0
+cfg.model.test_cfg.rcnn.nms.iou_threshold = 1.0  # keep every proposal
 cfg.model.test_cfg.rcnn.max_per_img = dets_n
 base = rss()
 t = time.perf_counter()
@@ -56,6 +59,7 @@ if mode == 'ours':
 else:
     from mmdet.apis import init_detector, inference_detector
     from pycocotools import mask as mask_util
+    cfg.model.roi_head.mask_head.type = 'FCNMaskHead'  # stock pasting
     model = init_detector(cfg, None, device='cpu')
     res = inference_detector(model, np.ascontiguousarray(rgb[..., ::-1]))
     masks = res.pred_instances.masks.numpy()
@@ -84,6 +88,12 @@ def main(argv=None) -> int:
     results = [run('ours', args.dets)]
     if args.stock:
         results.append(run('stock', args.dets))
+    short = [r for r in results if r['dets'] != args.dets]
+    if short:
+        print('error: the count was not forced: ' + ', '.join(
+            f'{r["mode"]} reached {r["dets"]} of {args.dets} detections'
+            for r in short), file=sys.stderr)
+        return 1
     print(f'{"pipeline":8} {"dets":>5} {"baseline MiB":>13} '
           f'{"peak MiB":>9} {"seconds":>8}')
     for r in results:

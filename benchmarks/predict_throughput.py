@@ -190,7 +190,9 @@ def main(argv=None) -> int:
     pred = CellPredictor(cfg, None, device='cpu', optimize=False)
     # stock runs the model as built; ours its inference rewrite (same
     # weights: BN folded, channels-last), unless --no-optimize
-    model = copy.deepcopy(pred.model)
+    # (with mmdet's FCNMaskHead: full-image masks, as stock pastes them)
+    from mmseg_cells.models import to_stock_mask_head
+    model = to_stock_mask_head(copy.deepcopy(pred.model))
     if not args.no_optimize and not pred.optimize():
         print('warning: the inference rewrite was rejected by its probe')
     rcnn_cfg = pred.model.roi_head.test_cfg

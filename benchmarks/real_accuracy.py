@@ -175,6 +175,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--holdout', type=float, default=0.25)
     parser.add_argument('--split-seed', type=int, default=0)
+    parser.add_argument('--train-on', nargs='+', metavar='NAME',
+                        help='train only on these datasets (folder names; '
+                        'default: all); with --cross the models are still '
+                        'scored on every dataset')
     parser.add_argument('--cross', action='store_true',
                         help='also score each model on the other datasets')
     parser.add_argument('--threads', type=int, default=1)
@@ -198,6 +202,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not (d / 'train').is_dir():
             raise SystemExit(f'error: {d}/train: not found (expected the '
                              'hw3 training layout)')
+    unknown = set(args.train_on or ()) - {d.name for d in datasets}
+    if unknown:
+        raise SystemExit(f'error: --train-on {" ".join(sorted(unknown))}: '
+                         'not among the datasets '
+                         f'({", ".join(d.name for d in datasets)})')
     work = args.work_dir.resolve()
     from mmengine.config import Config
 
@@ -220,6 +229,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg_name = Path(config).stem
         batch = Config.fromfile(config).train_dataloader.batch_size
         for name, p in prepared.items():
+            if args.train_on and name not in args.train_on:
+                continue
             epochs = epochs_for(args.iters, p['train'], batch)
             iters = epochs * math.ceil(p['train'] / batch)
             caps = [] if args.config_caps else p['caps']

@@ -243,3 +243,35 @@ def test_recipe_trial_is_the_base_pipeline_plus_its_two_transforms():
     assert types.index('RandomHEDJitter') < types.index('Resize')
     assert types.index('RandomFlip') + 1 == types.index('RandomRot90')
     assert trial.model == base.model
+
+
+@pytest.mark.parametrize('name,added,replaced', [
+    ('demo_hed_strong.py', ['RandomHEDJitter'], None),
+    ('demo_scale_jitter.py', [], 'RandomScaleFactorResize'),
+])
+def test_recipe_trials_change_one_thing(name, added, replaced):
+    """The one-change recipe trials of benchmarks/real_accuracy.py: the demo
+    pipeline with one transform added (stain jitter, before the upscale) or
+    the fixed x1.5 upscale replaced by scale jitter centred on x1.5."""
+    base = Config.fromfile(
+        str(REPO / 'configs' / 'demo' / 'cbam_mask_rcnn_demo.py'))
+    trial = Config.fromfile(str(REPO / 'configs' / 'ablations' / name))
+    steps = [dict(s) for s in trial.train_dataloader.dataset.pipeline]
+    want = [dict(s) for s in base.train_dataloader.dataset.pipeline]
+    got = [s for s in steps if s['type'] not in added]
+    if replaced:
+        i = [s['type'] for s in want].index('Resize')
+        assert want[i]['scale_factor'] == 1.5
+        new = got[i]
+        assert new['type'] == replaced
+        lo, hi = new['ratio_range']
+        assert lo < 1.5 < hi and abs(lo * hi - 1.5**2) < 1e-9
+        got[i] = want[i]
+    assert got == want
+    types = [s['type'] for s in steps]
+    for t in added:
+        assert types.index(t) < types.index('Resize')
+    assert trial.model == base.model
+    # the test pipeline (and so the predictor's scale) is the demo's
+    assert trial.test_dataloader.dataset.pipeline == \
+        base.test_dataloader.dataset.pipeline

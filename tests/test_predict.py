@@ -148,6 +148,7 @@ def test_crop_pasting_matches_stock_mmdet(checkpoint):
     there are few of them."""
     from mmdet.apis import inference_detector
     from mmseg_cells.apis import CellPredictor
+    from mmseg_cells.models import to_stock_mask_head
     ours_p, plain = (CellPredictor(TINY_CONFIG, checkpoint, device='cpu',
                                    score_thr=0.0, max_per_img=100,
                                    optimize=opt) for opt in (True, False))
@@ -155,6 +156,8 @@ def test_crop_pasting_matches_stock_mmdet(checkpoint):
     nms_thr = plain.model.test_cfg.rcnn.nms.iou_threshold
     rgb = blob_image(1, 150, 170, 25, margin=10)
     dets = ours_p.predict(rgb)
+    # stock: mmdet's FCNMaskHead (full-image masks), same weights
+    to_stock_mask_head(plain.model)
     inst = inference_detector(plain.model,
                               rgb[..., ::-1].copy()).pred_instances
     assert len(inst) == len(dets) == 100

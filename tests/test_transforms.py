@@ -1,13 +1,14 @@
-"""RandomRot90 and RandomHEDJitter: label-safe augmentations."""
+"""RandomRot90, RandomHEDJitter and RandomScaleFactorResize: label-safe
+augmentations."""
 import numpy as np
 import pytest
 import torch
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
 
-from mmseg_cells.datasets.transforms import RandomHEDJitter, RandomRot90
-from mmseg_cells.datasets.transforms.stain_jitter import (RGB_FROM_HED,
-                                                          _from_hed, _to_hed)
+from mmseg_cells.datasets.transforms import (RandomHEDJitter, RandomRot90,
+                                             RandomScaleFactorResize)
+from mmseg_cells.data.stain import RGB_FROM_HED, hed_to_rgb, rgb_to_hed
 from mmseg_cells.structures.crop_masks import CropBitmapMasks
 from mmseg_cells.utils import register_all_modules
 
@@ -88,9 +89,9 @@ def test_hed_round_trip_and_stain_vectors():
     haematoxylin optical density has concentrations (1, 0, 0)."""
     rng = np.random.default_rng(0)
     rgb = rng.integers(1, 256, (30, 40, 3), dtype=np.uint8)
-    assert np.abs(_from_hed(_to_hed(rgb)).astype(int) - rgb).max() <= 1
+    assert np.abs(hed_to_rgb(rgb_to_hed(rgb)).astype(int) - rgb).max() <= 1
     haem = (255 * np.exp(-RGB_FROM_HED[0])).reshape(1, 1, 3)
-    np.testing.assert_allclose(_to_hed(haem), [[[1, 0, 0]]], atol=1e-12)
+    np.testing.assert_allclose(rgb_to_hed(haem), [[[1, 0, 0]]], atol=1e-12)
 
 
 @pytest.mark.parametrize('order', ['bgr', 'rgb'])
@@ -108,7 +109,7 @@ def test_hed_jitter_scales_the_stains_and_leaves_labels(order):
     alpha, beta = res['hed_jitter']
     assert np.all(np.abs(alpha - 1) <= 0.2) and np.all(beta == 0)
     out = res['img'][..., ::-1] if order == 'bgr' else res['img']
-    hed_in, hed_out = _to_hed(rgb), _to_hed(out)
+    hed_in, hed_out = rgb_to_hed(rgb), rgb_to_hed(out)
     # each stain channel scaled by its alpha (up to uint8 rounding; pixels
     # that saturate at 0 or 255 excluded)
     ok = (out > 1).all(-1) & (out < 254).all(-1)
@@ -131,3 +132,58 @@ def test_hed_jitter_zero_sigma_is_identity_and_bad_input_is_named():
                                img_path='x.tif'))
     with pytest.raises(ValueError):
         RandomHEDJitter(prob=2)
+
+
+@pytest.mark.parametrize('crop', [True, False])
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_scale_jitter_moves_image_boxes_and_masks_together(crop, seed):
+    """Image, boxes and masks are rescaled by the same drawn factor: the
+    masks are exactly the nearest-neighbour rescale of the full masks (for
+    crop masks as for stock bitmaps), the boxes the boxes times the image's
+    per-axis scale."""
+    img, full, boxes = _sample(seed, height=41, width=57)
+    h, w = img.shape[:2]
+    masks = (CropBitmapMasks.from_bitmap(full) if crop else
+             BitmapMasks(full.copy(), h, w))
+    np.random.seed(seed)
+    res = RandomScaleFactorResize(ratio_range=(0.6, 2.4))(
+        dict(img=img.copy(), img_shape=(h, w),
+             gt_bboxes=HorizontalBoxes(boxes.tensor.clone()),
+             gt_masks=masks))
+    f = res['scale_jitter']
+    assert 0.6 <= f <= 2.4
+    nh, nw = res['img'].shape[:2]
+    assert abs(nh - h * f) <= 1 and abs(nw - w * f) <= 1
+    assert res['img_shape'] == (nh, nw)
+    sx, sy = res['scale_factor']
+    assert (sx, sy) == (nw / w, nh / h)
+    got = res['gt_masks']
+    assert type(got) is type(masks)
+    assert (got.height, got.width) == (nh, nw)
+    stock = BitmapMasks(full.copy(), h, w).rescale((nw, nh))
+    assert np.array_equal(got.to_ndarray(), stock.to_ndarray())
+    want = boxes.tensor * torch.tensor([sx, sy, sx, sy])
+    torch.testing.assert_close(res['gt_bboxes'].tensor,
+                               want.clamp(min=0).minimum(
+                                   torch.tensor([nw, nh, nw, nh])))
+
+
+def test_scale_jitter_draws_log_uniformly_and_checks_its_arguments():
+    np.random.seed(0)
+    t = RandomScaleFactorResize(ratio_range=(1.0, 2.25))
+    img = np.zeros((20, 30, 3), np.uint8)
+    fs = np.array([t(dict(img=img))['scale_jitter'] for _ in range(3000)])
+    assert fs.min() >= 1.0 and fs.max() <= 2.25
+    # log-uniform: the log-factors are uniform on [0, log 2.25], so the
+    # geometric centre (the fixed test scale x1.5) is the median
+    assert abs(np.median(fs) - 1.5) < 0.03
+    hist = np.histogram(np.log(fs), bins=5, range=(0, np.log(2.25)))[0]
+    np.testing.assert_allclose(hist / len(fs), 0.2, atol=0.03)
+    assert RandomScaleFactorResize(ratio_range=(1.5, 1.5))(
+        dict(img=img))['img'].shape == (30, 45, 3)
+    with pytest.raises(ValueError):
+        RandomScaleFactorResize(ratio_range=(2.0, 1.0))
+    with pytest.raises(ValueError):
+        RandomScaleFactorResize(ratio_range=(0.0, 1.0))
+    with pytest.raises(TypeError, match='scale'):
+        RandomScaleFactorResize(scale=(100, 100))

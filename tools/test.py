@@ -85,9 +85,9 @@ def main(argv=None):
     else:
         runner = RUNNERS.build(cfg)
     if args.out is not None:
-        from mmdet.evaluation import DumpDetResults
+        from mmseg_cells.evaluation.metrics import CellDumpDetResults
         runner.test_evaluator.metrics.append(
-            DumpDetResults(out_file_path=args.out))
+            CellDumpDetResults(out_file_path=args.out))
     runner.test()
 
 

@@ -16,6 +16,7 @@ default_hooks = dict(
 # Local JSON/scalar logs always (tools/plot_curves.py reads them). TensorBoard:
 # `tools/train.py --tensorboard`, or add dict(type='TensorboardVisBackend').
 vis_backends = [dict(type='LocalVisBackend')]
+# DetLocalVisualizer that also draws the crop masks of CropFCNMaskHead
 visualizer = dict(
-    type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+    type='CellLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)

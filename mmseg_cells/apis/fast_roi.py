@@ -110,7 +110,8 @@ def predict_bbox(roi_head: nn.Module, feats: Sequence[torch.Tensor],
 
 
 def has_fast_mask_tail(roi_head: nn.Module) -> bool:
-    """Whether the mask head is mmdet's FCNMaskHead with the standard
+    """Whether the mask head is mmdet's FCNMaskHead (or a subclass that
+    keeps its ``forward``, like :class:`CropFCNMaskHead`) with the standard
     tail (2x2 stride-2 deconv + ReLU, 1x1 logits conv), which
     :func:`mask_logits_fast` computes."""
     from mmcv.cnn.bricks import wrappers
@@ -120,7 +121,9 @@ def has_fast_mask_tail(roi_head: nn.Module) -> bool:
     mh = roi_head.mask_head
     up, lg = getattr(mh, 'upsample', None), mh.conv_logits
     return bool(
-        type(mh) is FCNMaskHead and not roi_head.with_shared_head
+        isinstance(mh, FCNMaskHead)
+        and type(mh).forward is FCNMaskHead.forward
+        and not roi_head.with_shared_head
         and mh.upsample_method == 'deconv'
         and type(up) in deconvs
         and up.kernel_size == (2, 2) and up.stride == (2, 2)

@@ -67,7 +67,8 @@ import pycocotools.mask as maskUtils
 import torch
 from mmdet.structures.mask import BaseInstanceMasks, BitmapMasks
 
-from mmseg_cells.mask_codec import empty_crop, rle_to_crop, tighten_crop
+from mmseg_cells.mask_codec import (empty_crop, encode_crop_rle, rle_to_crop,
+                                    tighten_crop)
 from mmseg_cells.ops import roi_align_crops
 
 __all__ = ['CropBitmapMasks', 'nearest_index_map']
@@ -310,6 +311,13 @@ class CropBitmapMasks(BaseInstanceMasks):
         would (polygons go through ``frPyObjects`` + ``merge``)."""
         return cls.from_rle_list(
             [_ann_to_rle(a, height, width) for a in anns], height, width)
+
+    def to_rle_list(self) -> List[dict]:
+        """COCO RLE of each full-image mask (``counts`` as ``str``), as
+        ``pycocotools.mask.encode`` of the full masks gives, encoded from
+        the crops without allocating a full mask."""
+        return [encode_crop_rle(c, x0, y0, self.height, self.width)
+                for c, x0, y0 in self._items()]
 
     def to_bitmap(self) -> BitmapMasks:
         """Full-size :class:`BitmapMasks` (allocates ``N x H x W``)."""

@@ -7,9 +7,9 @@ __all__ = ['REGISTERING_PACKAGES', 'register_all_modules']
 #: The packages whose import registers modules in MMDetection's registries
 #: (and applies :mod:`mmseg_cells.compat`); the configs' ``custom_imports``
 #: list the same ones.
-REGISTERING_PACKAGES: Tuple[str, ...] = ('mmseg_cells.datasets',
-                                         'mmseg_cells.evaluation.metrics',
-                                         'mmseg_cells.models')
+REGISTERING_PACKAGES: Tuple[str, ...] = (
+    'mmseg_cells.datasets', 'mmseg_cells.evaluation.metrics',
+    'mmseg_cells.models', 'mmseg_cells.visualization.local_visualizer')
 
 
 def register_all_modules() -> None:

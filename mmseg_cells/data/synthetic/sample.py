@@ -25,8 +25,9 @@ def synthesize_sample(
         rng: the random generator (consumed).
         height, width: image size in px.
         max_cells: upper bound on annotated instances.
-        look: ``'sample'`` (like the released sample), ``'he'`` (pink /
-            purple H&E) or ``None`` (random mix).
+        look: one of :data:`LOOKS` (``'sample'``: like the released
+            sample; ``'he'``: pink / purple H&E, ``'he_dark'`` or
+            ``'he_pale'`` for its two ends) or ``None`` (random mix).
         crowded: the crowded (``True``) or sparse (``False``) regime;
             ``None`` draws it like the real data (:func:`sample_crowded`).
 

@@ -5,28 +5,9 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
 
-__all__ = ['RandomHEDJitter', 'RGB_FROM_HED']
+from mmseg_cells.data.stain import hed_to_rgb, rgb_to_hed
 
-#: Ruifrok & Johnston's stain vectors (rows: haematoxylin, eosin, DAB; the
-#: optical density of each stain in R, G, B), as in scikit-image's
-#: ``rgb2hed``.
-RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11],
-                         [0.27, 0.57, 0.78]])
-_HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED)
-# optical density of a pixel value v in [1, 255]: -log(v / 255)
-_MIN_VALUE = 1.0
-
-
-def _to_hed(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB (H, W, 3) -> stain concentrations (H, W, 3), float64."""
-    od = -np.log(np.maximum(rgb.astype(np.float64), _MIN_VALUE) / 255.0)
-    return od @ _HED_FROM_RGB
-
-
-def _from_hed(hed: np.ndarray) -> np.ndarray:
-    """Stain concentrations -> uint8 RGB (rounded, clipped)."""
-    rgb = 255.0 * np.exp(-(hed @ RGB_FROM_HED))
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+__all__ = ['RandomHEDJitter']
 
 
 @TRANSFORMS.register_module()
@@ -88,7 +69,7 @@ class RandomHEDJitter(BaseTransform):
             return results
         alpha, beta = self._draw()
         rgb = img[..., ::-1] if self.channel_order == 'bgr' else img
-        out = _from_hed(_to_hed(rgb) * alpha + beta)
+        out = hed_to_rgb(rgb_to_hed(rgb) * alpha + beta)
         if self.channel_order == 'bgr':
             out = out[..., ::-1]
         results['img'] = np.ascontiguousarray(out)

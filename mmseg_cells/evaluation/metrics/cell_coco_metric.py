@@ -7,6 +7,7 @@ from mmengine.logging import MMLogger
 from mmdet.evaluation.metrics import CocoMetric
 from mmdet.registry import METRICS
 
+from mmseg_cells.structures.crop_masks import CropBitmapMasks
 from ..ap50 import leaderboard_ap50
 
 
@@ -33,6 +34,21 @@ class CellCocoMetric(CocoMetric):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._segm_results: Optional[List[dict]] = None
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """CocoMetric's ``process``, with crop masks encoded to RLE first
+        (CocoMetric passes masks that are not tensors on as RLEs). The
+        samples are shared with the evaluator's other metrics: they are
+        copied, not modified."""
+        samples = []
+        for sample in data_samples:
+            pred = sample.get('pred_instances')
+            if pred is not None and isinstance(pred.get('masks'),
+                                               CropBitmapMasks):
+                sample = dict(sample, pred_instances=dict(
+                    pred, masks=pred['masks'].to_rle_list()))
+            samples.append(sample)
+        super().process(data_batch, samples)
 
     def results2json(self, results: Sequence[dict],
                      outfile_prefix: str) -> Dict[str, str]:
