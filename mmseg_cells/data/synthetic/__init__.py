@@ -25,8 +25,10 @@ images):
   pale nuclei with a thin rim and nucleoli.
 
 Images are rendered in optical-density space (Beer-Lambert) with per-image
-stain vectors that vary between the brownish/lavender look of the released
-sample and a classic pink/purple H&E, plus stromal texture, fibre streaks,
+stain vectors drawn around three anchors fitted to real images (the
+brownish/lavender released sample, dark and pale H&E: nucleus and stroma
+optical densities and chromatin texture, see :mod:`.realism` and
+``benchmarks/synthetic_realism.py``), plus stromal texture, fibre streaks,
 pale lumen patches, cytoplasm haze, retraction halos, unannotated distractor
 nuclei (out-of-focus ghosts and spindle-shaped stromal nuclei), blur and
 noise.
@@ -34,8 +36,9 @@ noise.
 Modules: :mod:`.scene` (sizes, regime, class statistics), :mod:`.fields`
 (random fields), :mod:`.placement` (nucleus outlines and their placement),
 :mod:`.render` (stains and optics), :mod:`.sample` (one image) and
-:mod:`.dataset` (the data set writer). They need numpy, OpenCV and tifffile,
-not torch or mmdet.
+:mod:`.dataset` (the data set writer); :mod:`.realism` measures how close
+images look to real ones. They need numpy, OpenCV and tifffile, not torch
+or mmdet.
 """
 from .dataset import format_summary, make_synthetic
 from .render import LOOKS
