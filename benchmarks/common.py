@@ -276,8 +276,6 @@ def ratio_summary(num: Sequence[float], den: Sequence[float]
     return float(np.median(r)), float(r.min()), float(r.max())
 
 
-
-
 def run_logged(cmd: Sequence, log: Path,
                threads: Optional[int] = None) -> float:
     """Run ``cmd`` from the repository root with its output in ``log``;

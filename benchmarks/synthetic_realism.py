@@ -28,8 +28,7 @@ import numpy as np
 
 from common import REPO, add_record_args, append_result
 
-from mmseg_cells.data.io import (find_class_files, read_image,  # noqa: E402
-                                 read_instance_map)
+from mmseg_cells.data.io import read_labelled_image  # noqa: E402
 from mmseg_cells.data.synthetic import render, synthesize_sample  # noqa: E402
 from mmseg_cells.data.synthetic.realism import (  # noqa: E402
     ColourStats, collect_colour_stats, compare_colour_stats,
@@ -49,11 +48,8 @@ _ILLUM_OD = math.log(255 / 248)
 
 def read_labelled(root: Path) -> Iterator[Tuple[np.ndarray, dict]]:
     """``(rgb, {class: instance map})`` of each ``train/*/`` image."""
-    dirs = sorted(p for p in (root / 'train').iterdir() if p.is_dir())
-    for d in dirs:
-        files = find_class_files(d)
-        yield read_image(d / 'image.tif'), {
-            c: read_instance_map(p) for c, p in files.items()}
+    for d in sorted(p for p in (root / 'train').iterdir() if p.is_dir()):
+        yield read_labelled_image(d)
 
 
 def synthetic(n: int, look: Optional[str], seed: int = 0,
@@ -97,8 +93,9 @@ def fit(real: Dict[str, ColourStats], images: int, iters: int) -> None:
             stains['chromatin'] = float(
                 stains['chromatin'] * np.median(real[name].texture) /
                 np.median(syn.texture))
-            print(f'{anchor} iter {it}: nucleus OD {np.round(got["nucleus"], 3)}'
-                  f' (real {np.round(target["nucleus"], 3)}), background OD '
+            print(f'{anchor} iter {it}: nucleus OD '
+                  f'{np.round(got["nucleus"], 3)} (real '
+                  f'{np.round(target["nucleus"], 3)}), background OD '
                   f'{np.round(got["background"], 3)} (real '
                   f'{np.round(target["background"], 3)}), texture '
                   f'{np.median(syn.texture):.3f} (real '

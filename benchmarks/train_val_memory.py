@@ -25,7 +25,6 @@ import argparse
 import json
 import pickle
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from common import REPO, add_record_args, append_result
+from common import REPO, add_record_args, append_result, run_logged
 
 DEFAULT_CONFIG = 'configs/cbam_mask_rcnn.py'
 # runs a command and prints its peak RSS (KiB on Linux) as the last line
@@ -60,16 +59,11 @@ def make_tiles(root: Path, n: int, size: Tuple[int, int] = (1000, 1000),
 
 
 def run_peak(cmd: List[str], log: Path, threads: int) -> Tuple[float, str]:
-    """Run ``cmd`` in a fresh process; returns (peak MiB, its output)."""
-    import os
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads))
-    proc = subprocess.run([sys.executable, '-c', _PEAK, sys.executable, *cmd],
-                          cwd=REPO, capture_output=True, text=True, env=env)
-    out = proc.stdout + proc.stderr
-    log.write_text(out)
-    if proc.returncode != 0:
-        raise SystemExit(f'failed: {" ".join(cmd)}\n{out[-3000:]}')
+    """Run ``cmd`` in a fresh process (:func:`common.run_logged`); returns
+    (its peak MiB, its output)."""
+    run_logged([sys.executable, '-c', _PEAK, sys.executable, *cmd], log,
+               threads)
+    out = log.read_text()
     kib = int(re.findall(r'PEAK_KIB (\d+)', out)[-1])
     return kib / 1024, out
 
@@ -126,7 +120,8 @@ def main(argv=None) -> int:
         f'test_dataloader.dataset.ann_file={ann}/val.json',
         'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
-        'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
         'test_dataloader.num_workers=0',
         'test_dataloader.persistent_workers=False',
         'default_hooks.logger.interval=1'
@@ -134,8 +129,9 @@ def main(argv=None) -> int:
     iters = min(args.train_iters, n_train)
     train_peak, out = run_peak([
         'tools/train.py', args.config, '--work-dir', str(work / 'train'),
-        '--data-root', str(data), '--cfg-options', *common, 'train_dataloader.batch_size=1',
-        'train_cfg.max_epochs=1', 'train_cfg.val_interval=100',
+        '--data-root', str(data), '--cfg-options', *common,
+        'train_dataloader.batch_size=1', 'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=100',
         f'train_dataloader.dataset.indices={iters}'
     ], work / 'train.log', args.threads)
     train_s = _seconds_per(out, 'Epoch\\(train')

@@ -50,6 +50,12 @@ def test_config_loads_and_builds(path):
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model)
     n_cbam = sum(isinstance(m, CBAM) for m in model.modules())
+    # lean test-time masks and training IoU, as built from the config
+    from mmseg_cells.models import ChunkedBboxOverlaps2D, CropFCNMaskHead
+    assert type(model.roi_head.mask_head) is CropFCNMaskHead
+    assert isinstance(model.rpn_head.assigner.iou_calculator,
+                      ChunkedBboxOverlaps2D)
+    assert cfg.visualizer.type == 'CellLocalVisualizer'
     # every CBAM of the configs' backbone gates in place without autograd
     assert all(m.inplace for m in model.modules() if isinstance(m, CBAM))
     if 'cbam' in path.stem and 'gcb' not in path.stem:

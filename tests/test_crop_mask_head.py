@@ -225,3 +225,29 @@ def test_to_stock_mask_head_swaps_the_pasting_only():
     assert isinstance(out, torch.Tensor) and out.shape == (2, 30, 30)
     for k, v in model.roi_head.mask_head.state_dict().items():
         assert torch.equal(v, weights[k])
+
+
+def test_split_crop_masks_copies_and_encodes_only_crop_masks():
+    """The evaluator shares its sample dicts between metrics: the split
+    leaves them as they were, passes other samples through, and encodes the
+    crop masks as pycocotools encodes the full masks."""
+    from pycocotools import mask as mask_util
+
+    from mmseg_cells.evaluation.metrics.crop_mask_samples import \
+        split_crop_masks
+    full = np.zeros((2, 20, 30), bool)
+    full[0, 2:9, 3:11] = True
+    full[1, 12:20, 25:30] = True
+    crop = dict(img_id=1, pred_instances=dict(
+        scores=torch.ones(2), masks=CropBitmapMasks.from_bitmap(full)))
+    plain = dict(img_id=2, pred_instances=dict(scores=torch.ones(1),
+                                               masks=torch.zeros(1, 4, 4)))
+    samples, rles = split_crop_masks([crop, plain])
+    assert samples[1] is plain and rles[1] is None
+    assert 'masks' not in samples[0]['pred_instances']
+    assert isinstance(crop['pred_instances']['masks'], CropBitmapMasks)
+    assert samples[0]['img_id'] == 1
+    want = mask_util.encode(np.asfortranarray(
+        full.transpose(1, 2, 0).astype(np.uint8)))
+    assert [r['counts'] for r in rles[0]] == [
+        w['counts'].decode() for w in want]

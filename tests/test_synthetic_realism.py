@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from mmseg_cells.data.io import (find_class_files, read_image,
-                                 read_instance_map)
+from mmseg_cells.data.io import read_labelled_image
 from mmseg_cells.data.synthetic import LOOKS, synthesize_sample
 from mmseg_cells.data.synthetic.realism import (collect_colour_stats,
                                                 compare_colour_stats,
@@ -82,8 +81,7 @@ def _real(name: str):
     if not (root / 'train').is_dir():
         pytest.skip(f'{root} not present')
     for d in sorted((root / 'train').iterdir()):
-        yield read_image(d / 'image.tif'), {
-            c: read_instance_map(p) for c, p in find_class_files(d).items()}
+        yield read_labelled_image(d)
 
 
 def _synthetic(look, n=6, size=256):

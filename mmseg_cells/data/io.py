@@ -38,8 +38,8 @@ from mmseg_cells.utils.atomic import atomic_write
 
 __all__ = [
     'CLASS_NAMES', 'DataFormatError', 'TIFF_SUFFIXES', 'find_class_files',
-    'read_image', 'read_image_size', 'read_instance_map', 'write_image_tif',
-    'write_instance_map'
+    'read_image', 'read_image_size', 'read_instance_map',
+    'read_labelled_image', 'write_image_tif', 'write_instance_map'
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -387,3 +387,21 @@ def find_class_files(image_dir: PathLike) -> Dict[int, Path]:
                 found[cat_id] = p
                 break
     return found
+
+
+def read_labelled_image(
+        image_dir: PathLike) -> Tuple[np.ndarray, Dict[int, np.ndarray]]:
+    """Read one image folder of the hw3 training layout.
+
+    Returns:
+        tuple: ``(rgb, masks)``: the ``image.tif`` as :func:`read_image`
+        reads it and ``{category_id: H x W int64 instance ids}`` for the
+        ``classN.tif`` files present (each checked to have the image's
+        size, see :func:`read_instance_map`).
+    """
+    image_dir = Path(image_dir)
+    rgb = read_image(image_dir / 'image.tif')
+    return rgb, {
+        cat_id: read_instance_map(path, expected_shape=rgb.shape[:2])
+        for cat_id, path in find_class_files(image_dir).items()
+    }

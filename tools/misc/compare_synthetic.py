@@ -11,25 +11,24 @@ with the instance outlines coloured by class (class1 green, class2 yellow,
 class3 cyan, class4 magenta). Needs numpy, tifffile and OpenCV only.
 """
 import argparse
-import glob
 import os
 import os.path as osp
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
-import tifffile
 
 
-__all__ = ['compare', 'load_real', 'main']
+__all__ = ['compare', 'main']
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 sys.path.insert(0, str(REPO_ROOT))  # this checkout's mmseg_cells
+from mmseg_cells.data.io import read_labelled_image  # noqa: E402
 from mmseg_cells.data.synthetic import synthesize_sample  # noqa: E402
 from mmseg_cells.visualization import draw_instance_overlay  # noqa: E402
 
@@ -38,16 +37,6 @@ DEFAULT_REAL_DIR = str(REPO_ROOT.parent / 'shared' / 'data' / 'hw3_sample' /
                        'train' / 'sample')
 # outline colour of class1..class4
 CLASS_COLOURS = [(0, 255, 0), (255, 255, 0), (0, 255, 255), (255, 0, 255)]
-
-
-def load_real(real_dir: str) -> Tuple[np.ndarray, Dict[int, np.ndarray]]:
-    """Read ``image.tif`` (RGB) and the ``classN.tif`` maps of one image."""
-    rgb = tifffile.imread(osp.join(real_dir, 'image.tif'))[..., :3]
-    masks = {}
-    for path in sorted(glob.glob(osp.join(real_dir, 'class*.tif'))):
-        cls = int(osp.basename(path)[5:-4])
-        masks[cls] = tifffile.imread(path)
-    return np.ascontiguousarray(rgb), masks
 
 
 def count(masks: Dict[int, np.ndarray]) -> int:
@@ -69,7 +58,7 @@ def compare(out_path: str, real_dir: Optional[str] = None,
     """Write the comparison PNG to ``out_path`` and return the path."""
     real_dir = real_dir or DEFAULT_REAL_DIR
     if osp.isfile(osp.join(real_dir, 'image.tif')):
-        rgb, masks = load_real(real_dir)
+        rgb, masks = read_labelled_image(real_dir)
         panels = [('real', rgb, masks)]
     else:
         print(f'no real sample in {real_dir}; synthetic only')

@@ -7,8 +7,8 @@ from mmengine.logging import MMLogger
 from mmdet.evaluation.metrics import CocoMetric
 from mmdet.registry import METRICS
 
-from mmseg_cells.structures.crop_masks import CropBitmapMasks
 from ..ap50 import leaderboard_ap50
+from .crop_mask_samples import split_crop_masks
 
 
 @METRICS.register_module()
@@ -37,17 +37,13 @@ class CellCocoMetric(CocoMetric):
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """CocoMetric's ``process``, with crop masks encoded to RLE first
-        (CocoMetric passes masks that are not tensors on as RLEs). The
-        samples are shared with the evaluator's other metrics: they are
-        copied, not modified."""
-        samples = []
-        for sample in data_samples:
-            pred = sample.get('pred_instances')
-            if pred is not None and isinstance(pred.get('masks'),
-                                               CropBitmapMasks):
-                sample = dict(sample, pred_instances=dict(
-                    pred, masks=pred['masks'].to_rle_list()))
-            samples.append(sample)
+        (CocoMetric passes masks that are not tensors on as RLEs)."""
+        samples, rles = split_crop_masks(data_samples)
+        samples = [
+            s if r is None else dict(
+                s, pred_instances=dict(s['pred_instances'], masks=r))
+            for s, r in zip(samples, rles)
+        ]
         super().process(data_batch, samples)
 
     def results2json(self, results: Sequence[dict],

@@ -1,10 +1,10 @@
 """DumpDetResults (``tools/test.py --out``), also for crop masks."""
-from typing import List, Optional, Sequence
+from typing import Sequence
 
 from mmdet.evaluation import DumpDetResults
 from mmdet.registry import METRICS
 
-from mmseg_cells.structures.crop_masks import CropBitmapMasks
+from .crop_mask_samples import split_crop_masks
 
 __all__ = ['CellDumpDetResults']
 
@@ -17,24 +17,12 @@ class CellDumpDetResults(DumpDetResults):
     so the pickle is the one the stock mask head gives."""
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        """DumpDetResults' ``process``; crop masks are encoded here. The
-        samples are shared with the evaluator's other metrics: they are
-        copied, not modified."""
-        samples, encoded = [], []
-        for sample in data_samples:
-            pred = sample.get('pred_instances')
-            rles = None
-            if pred is not None and isinstance(pred.get('masks'),
-                                               CropBitmapMasks):
-                rles = pred['masks'].to_rle_list()
-                for r in rles:
-                    r['counts'] = r['counts'].encode()
-                pred = {k: v for k, v in pred.items() if k != 'masks'}
-                sample = dict(sample, pred_instances=pred)
-            samples.append(sample)
-            encoded.append(rles)
+        """DumpDetResults' ``process``, with crop masks encoded here."""
+        samples, rles = split_crop_masks(data_samples)
         super().process(data_batch, samples)
         # the stock process appended (CPU copies of) the samples in order
-        for res, rles in zip(self.results[-len(samples):], encoded):
-            if rles is not None:
-                res['pred_instances']['masks'] = rles
+        for res, r in zip(self.results[-len(samples):], rles):
+            if r is not None:
+                for rle in r:
+                    rle['counts'] = rle['counts'].encode()
+                res['pred_instances']['masks'] = r

@@ -38,9 +38,9 @@ class ChunkedBboxOverlaps2D(BboxOverlaps2D):
         if is_aligned or b1.dim() != 2 or m * n <= self.max_pairs:
             return super().__call__(b1, b2, mode, is_aligned)
         rows = max(1, self.max_pairs // max(n, 1))
+        overlaps = super().__call__
         return torch.cat([
-            super(ChunkedBboxOverlaps2D, self).__call__(
-                b1[i:i + rows], b2, mode, is_aligned)
+            overlaps(b1[i:i + rows], b2, mode, is_aligned)
             for i in range(0, m, rows)
         ], 0)
 
