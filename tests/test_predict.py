@@ -383,9 +383,15 @@ def test_images_folder_mode_assigns_ids(checkpoint, tiny_data_root,
     assert 'test_image_name_to_ids.json: not found' in missing.stderr
 
 
-def test_core_hint_only_skips_work(predictor):
+def test_core_hint_only_skips_work(checkpoint):
     """Dropping the boxes outside a tile's core before the mask head gives
     the same merged result as computing every mask and filtering after."""
+    from mmseg_cells.apis import CellPredictor
+
+    # score_thr 0 keeps every box: the tiny model's confidence on these blobs
+    # varies from machine to machine, the equality under test does not
+    predictor = CellPredictor(TINY_CONFIG, checkpoint, device='cpu',
+                              score_thr=0.0)
     rgb = blob_image(2, 200, 230, 40, margin=5)
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     hinted = predict_tiled(predictor._predict_array, bgr, 96, 32, 1000)
