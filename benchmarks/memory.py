@@ -53,7 +53,7 @@ base = rss()
 t = time.perf_counter()
 if mode == 'ours':
     from mmseg_cells.apis import CellPredictor
-    p = CellPredictor(cfg, None, device='cpu')
+    p = CellPredictor(cfg, None, device='cpu', bounds=None)  # worst case
     d = p.predict(rgb)
     n = len(p.to_coco_results(d, 1))
 else:

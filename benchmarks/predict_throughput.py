@@ -22,6 +22,20 @@ the config's worst case). Images above 1600 px are tiled by ours: each tile
 gets the cap of the cells it contains (a trained model sees those), the
 merged result the image's cap.
 
+Ours runs with :class:`~mmseg_cells.apis.WorkBounds` (the predictor's
+default) except its mask-score rule, which needs a trained model's scores:
+a random model's are noise, and the forced counts stand for a trained
+model's detections. ``--exact`` runs ours without any bound.
+
+**Real-image mode** (``--real DIR ... --checkpoint CKPT --config CFG``):
+the images of test-layout folders (``test_image_name_to_ids.json`` +
+``test_release/``, e.g. the held-out images that
+``benchmarks/real_accuracy.py`` writes under ``<work>/<dataset>/data``)
+through a checkpoint that benchmark trained: nothing is forced, both
+pipelines keep what the trained model detects above the config's
+``score_thr`` (``--max-per-img`` caps both), and ours runs with its
+default :class:`~mmseg_cells.apis.WorkBounds`, mask-score rule included.
+
 Reported: images/s of both (interleaved per image, A B / B A), their ratio
 (target >= 1.5x), the stage breakdown of ours (backbone+neck, RPN, RoI bbox
 head, mask head, mask paste, RLE, rest), and from a torch.profiler pass the
@@ -32,7 +46,8 @@ Usage (from the repository root)::
 
     python benchmarks/predict_throughput.py [--quick | --full] [--images N]
         [--dets-per-cell 3] [--max-per-img 1000] [--fixed-dets N]
-        [--config CFG] [--threads N] [--profile-stock] [--no-record]
+        [--config CFG] [--threads N] [--profile-stock] [--exact]
+        [--real DIR ... --checkpoint CKPT] [--no-record]
 """
 import argparse
 import collections
@@ -72,6 +87,19 @@ def pick_sizes(n: int) -> List[Tuple[int, int]]:
         return ranked
     idx = np.round(np.linspace(0, len(ranked) - 1, n)).astype(int)
     return [ranked[i] for i in idx]
+
+
+def real_images(folders: List[str], limit=None) -> list:
+    """``(rgb, cells, None)`` of every listed image of test-layout folders
+    (``cells`` is '-': unknown without ground truth)."""
+    from mmseg_cells.data import TEST_IMAGE_DIR, read_image, \
+        read_test_listing
+    out = []
+    for d in folders:
+        for entry in read_test_listing(d):
+            out.append((read_image(Path(d) / TEST_IMAGE_DIR /
+                                   entry['file_name']), '-', None))
+    return out[:limit] if limit else out
 
 
 def stock_results(model, bgr: np.ndarray, image_id: int) -> list:
@@ -132,7 +160,7 @@ def instrument(predictor) -> StageTimer:
     t = StageTimer()
     m = predictor.model
     t.wrap(m, 'extract_feat', 'backbone+neck')
-    t.wrap(m.rpn_head, 'predict', 'RPN')
+    t.wrap(predictor, '_predict_rpn', 'RPN')
     t.wrap(predictor, '_predict_bbox', 'RoI bbox head')
     t.wrap(predictor, '_mask_probs', 'mask head')
     # the mask codec functions as the apis modules call them
@@ -164,7 +192,9 @@ def main(argv=None) -> int:
                       help='all 101 test-set sizes')
     parser.add_argument('--images', type=int, help='number of images')
     parser.add_argument('--dets-per-cell', type=float, default=3.0)
-    parser.add_argument('--max-per-img', type=int, default=1000)
+    parser.add_argument('--max-per-img', type=int,
+                        help='detection cap (default: 1000; real images: '
+                        'the config\'s)')
     parser.add_argument('--fixed-dets', type=int,
                         help='force this many detections on every image')
     parser.add_argument('--config', default=CBAM_CONFIG)
@@ -174,20 +204,34 @@ def main(argv=None) -> int:
                         help='also profile stock mmdet (top operators)')
     parser.add_argument('--no-optimize', action='store_true',
                         help="ours without CellPredictor.optimize()")
+    parser.add_argument('--exact', action='store_true',
+                        help='ours without WorkBounds (the exact path)')
+    parser.add_argument('--real', nargs='+', metavar='DIR',
+                        help='real-image mode: test-layout folders')
+    parser.add_argument('--checkpoint',
+                        help='real-image mode: trained checkpoint')
     add_record_args(parser)
     args = parser.parse_args(argv)
+    if bool(args.real) != bool(args.checkpoint):
+        parser.error('--real and --checkpoint go together')
     quiet()
     import torch
-    from mmseg_cells.apis import CellPredictor
+    from mmseg_cells.apis import CellPredictor, WorkBounds
     if args.threads:
         torch.set_num_threads(args.threads)
-    n_img = args.images or (len(REAL_SIZES) if args.full else 12)
-    sizes = pick_sizes(n_img)
 
     torch.manual_seed(0)
-    cfg = load_config(args.config, score_thr=0.0,
-                      max_per_img=args.max_per_img)
-    pred = CellPredictor(cfg, None, device='cpu', optimize=False)
+    if args.real:
+        cfg = load_config(args.config, max_per_img=args.max_per_img)
+        bounds = None if args.exact else WorkBounds()
+    else:
+        args.max_per_img = args.max_per_img or 1000
+        cfg = load_config(args.config, score_thr=0.0,
+                          max_per_img=args.max_per_img)
+        # a random model's scores are noise: no mask-score rule
+        bounds = None if args.exact else WorkBounds(min_mask_score=0.0)
+    pred = CellPredictor(cfg, args.checkpoint, device='cpu',
+                         optimize=False, bounds=bounds)
     # stock runs the model as built; ours its inference rewrite (same
     # weights: BN folded, channels-last), unless --no-optimize
     # (with mmdet's FCNMaskHead: full-image masks, as stock pastes them)
@@ -202,7 +246,13 @@ def main(argv=None) -> int:
             args.max_per_img, max(1, round(args.dets_per_cell * cells))))
 
     images, centres = [], []
-    for i, (h, w) in enumerate(sizes):
+    if args.real:
+        images = real_images(args.real, args.images)
+        sizes = [im[0].shape[:2] for im in images]
+    else:
+        sizes = pick_sizes(args.images or (
+            len(REAL_SIZES) if args.full else 12))
+    for i, (h, w) in enumerate([] if args.real else sizes):
         rgb, maps = synthetic_image(args.seed + i, h, w)
         cen = []
         for m in maps.values():
@@ -220,6 +270,8 @@ def main(argv=None) -> int:
         centres.append(cen)
 
     def set_cap(n):
+        if n is None:  # real images: the config's caps
+            return
         rcnn_cfg.max_per_img = n
         model.roi_head.test_cfg.max_per_img = n
         pred.max_per_img = n
@@ -231,7 +283,8 @@ def main(argv=None) -> int:
         rgb, _, n = images[i]
         set_cap(n)
         h, w = rgb.shape[:2]
-        if should_tile(h, w, pred.tile_size, pred.tile_above):
+        if n is not None and should_tile(h, w, pred.tile_size,
+                                         pred.tile_above):
             # per-tile cap from the cells each tile contains
             windows = iter([(ys, ye, xs, xe)
                             for ys, ye, _, _ in tile_grid(
@@ -284,7 +337,7 @@ def main(argv=None) -> int:
         n_ours.append(res['ours'][1])
         n_stock.append(res['stock'][1])
         h, w = rgb.shape[:2]
-        print(f'| {h}x{w} | {cells} | {n} | {res["ours"][0]:.2f} | '
+        print(f'| {h}x{w} | {cells} | {n or "-"} | {res["ours"][0]:.2f} | '
               f'{res["stock"][0]:.2f} | {res["ours"][1]}/{res["stock"][1]} '
               f'| {res["stock"][0] / res["ours"][0]:.2f}x |')
     timer.restore()
@@ -341,11 +394,15 @@ def main(argv=None) -> int:
 
     ok = speedup >= TARGET_SPEEDUP and nonconv <= TARGET_NONCONV
     if not args.no_record:
-        mode_name = 'full' if args.full else 'quick'
-        dets = (f'{args.fixed_dets} dets' if args.fixed_dets else
+        mode_name = 'real ' + '+'.join(Path(d).parent.name or Path(d).name
+                                       for d in args.real) \
+            if args.real else 'full' if args.full else 'quick'
+        dets = ('trained ' + Path(args.checkpoint).name if args.real else
+                f'{args.fixed_dets} dets' if args.fixed_dets else
                 f'{args.dets_per_cell:g} dets/cell <= {args.max_per_img}')
         extra = ''.join(', ' + t for t in (
-            'not optimized' if args.no_optimize else '', args.label) if t)
+            'not optimized' if args.no_optimize else '',
+            'exact' if args.exact else 'WorkBounds', args.label) if t)
         name = (f'{BENCHMARK} ({mode_name}, {len(images)} images, {dets}, '
                 f'{Path(args.config).stem}, {torch.get_num_threads()} '
                 f'threads, load {load_avg()}{extra})')

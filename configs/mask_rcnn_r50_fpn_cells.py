@@ -61,7 +61,10 @@ model = dict(
         # nms_pre is per FPN level: up to 563 cells of one image best-match
         # one level (x1.5), so 3000 per level; 2000 proposals ~ 2.5x the
         # most crowded image (772 cells).
-        rpn=dict(nms_pre=3000, max_per_img=2000),
+        # NMS level by level (split_thr=0), not all levels at once with
+        # offset boxes: same proposals, each box compared only with its own
+        # level's (prediction on real 512 px tiles ~8 % faster)
+        rpn=dict(nms_pre=3000, max_per_img=2000, nms=dict(split_thr=0)),
         # Detections per image: capping at K bounds recall (share of all
         # cells in the top-K of their image even with perfect scores):
         # K=100 (mmdet default) 0.340, 300 0.722, 500 0.889,

@@ -151,7 +151,8 @@ def test_crop_pasting_matches_stock_mmdet(checkpoint):
     from mmseg_cells.models import to_stock_mask_head
     ours_p, plain = (CellPredictor(TINY_CONFIG, checkpoint, device='cpu',
                                    score_thr=0.0, max_per_img=100,
-                                   optimize=opt) for opt in (True, False))
+                                   optimize=opt, bounds=None)
+                     for opt in (True, False))
     assert ours_p.channels_last and not plain.channels_last
     nms_thr = plain.model.test_cfg.rcnn.nms.iou_threshold
     rgb = blob_image(1, 150, 170, 25, margin=10)
@@ -391,7 +392,7 @@ def test_core_hint_only_skips_work(checkpoint):
     # score_thr 0 keeps every box: the tiny model's confidence on these blobs
     # varies from machine to machine, the equality under test does not
     predictor = CellPredictor(TINY_CONFIG, checkpoint, device='cpu',
-                              score_thr=0.0)
+                              score_thr=0.0, bounds=None)
     rgb = blob_image(2, 200, 230, 40, margin=5)
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     hinted = predict_tiled(predictor._predict_array, bgr, 96, 32, 1000)

@@ -26,7 +26,8 @@ def predictor():
     cfg.model.test_cfg.rcnn.score_thr = 0.0
     cfg.model.test_cfg.rcnn.max_per_img = 150
     torch.manual_seed(0)
-    p = CellPredictor(cfg, None, device='cpu', optimize=False)
+    p = CellPredictor(cfg, None, device='cpu', optimize=False,
+                      bounds=None)
     with torch.no_grad():  # a "trained" mask head: non-trivial weights
         for prm in p.model.roi_head.mask_head.parameters():
             prm.normal_(0, 0.1)
@@ -219,3 +220,27 @@ def test_optimize_rejected_when_an_op_needs_nchw():
         memory_format=torch.channels_last)
     dets = p.predict(image(6, 96, 120)[..., ::-1])
     assert dets.mask_probs.shape[1:] == (28, 28)
+
+
+def test_rpn_nms_level_by_level_gives_the_same_proposals(predictor):
+    """The main config runs the RPN's NMS one FPN level at a time
+    (``split_thr=0``): the same proposals as mmcv's all-levels-at-once
+    path with offset boxes (``split_thr`` 10000, mmcv's default)."""
+    from mmengine.config import Config
+    assert Config.fromfile('configs/cbam_mask_rcnn.py') \
+        .model.test_cfg.rpn.nms.split_thr == 0
+    head = predictor.model.rpn_head
+    assert head.test_cfg.nms.split_thr == 0  # inherited by the tiny config
+    feats, metas, _ = features(predictor, image(8))
+    offset = head.test_cfg.copy()
+    offset.nms = dict(offset.nms, split_thr=10000)
+    with torch.no_grad():
+        levels = predictor._predict_rpn(feats, metas)[0]
+        once = predictor._predict_rpn(feats, metas, offset)[0]
+    assert len(levels) == len(once) > 100
+
+    def rows(p):  # as a set: equal scores may come in either order
+        r = torch.cat([p.scores[:, None], p.bboxes], 1)
+        return r[np.lexsort(r.numpy().T[::-1])]
+    assert torch.equal(rows(levels), rows(once))
+    torch.testing.assert_close(levels.scores, once.scores, rtol=0, atol=0)

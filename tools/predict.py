@@ -2,7 +2,12 @@
 
 ``python tools/predict.py CONFIG CHECKPOINT --data-root D --out-dir O
 [--score-thr T] [--max-per-img K] [--save-label-maps] [--save-overlays]
-[--no-tta] [--tta-merge cluster|nms] [--images DIR]``
+[--no-tta] [--tta-merge cluster|nms] [--images DIR] [--exact]
+[--min-mask-score S] [--area-per-cell A]
+[--format coco geojson labelmaps overlays]``
+
+``python tools/predict.py CONFIG CHECKPOINT --slides S1.tif [S2.svs ...]
+--out-dir O [--format coco geojson overlays] [--no-tissue]``
 
 Reads ``D/test_image_name_to_ids.json`` (ids and sizes) and predicts every
 listed image of ``D/test_release/`` (or, with ``--images DIR``, every
@@ -15,11 +20,30 @@ listed image of ``D/test_release/`` (or, with ``--images DIR``, every
 - ``O/submission.zip`` with ``test-results.json`` at its root;
 - ``--save-label-maps``: ``O/label_maps/<stem>/class1.tif..class4.tif``,
   float64 instance-id maps in the training layout (absent class -> no file);
-- ``--save-overlays``: ``O/overlays/<stem>.png``.
+- ``--save-overlays``: ``O/overlays/<stem>.png``;
+- ``--format`` picks the outputs: ``coco`` (the default: the two files
+  above), ``geojson`` (``O/geojson/<stem>.geojson``: a QuPath-readable
+  FeatureCollection of cell polygons), ``labelmaps`` and ``overlays`` (as
+  the two flags above).
+
+``--slides`` predicts whole-slide images (pyramidal TIFF / OME-TIFF / SVS
+through tifffile; NDPI, MRXS, ... through openslide, ``pip install -e
+.[slides]``) tile by tile: level-0 tiles are read as they are needed, tiles
+without tissue (Otsu on the saturation of a low-resolution level; off with
+``--no-tissue``) are skipped, and the results are streamed to
+``O/<stem>.coco.json``, ``O/<stem>.geojson`` and ``O/<stem>.overlay.png``
+(a downsampled view with the cells drawn), per ``--format`` (default
+``geojson``). A tile that cannot be read is reported with the slide's name
+and the tile; the others are still written and the exit status is 1.
 
 Flip test-time augmentation is on by default (``--no-tta`` turns it off):
 measured on held-out real H&E it raised the leaderboard mask AP50 on both
 real sets (see README, "Real data").
+
+Each image's proposals and detections are capped by what it can hold and
+detections scoring below ``--min-mask-score`` (0.01) get no mask and are
+dropped (:class:`~mmseg_cells.apis.WorkBounds`: same held-out AP50, less
+work); ``--exact`` runs the exact path with the config's fixed caps.
 
 Every output file is written atomically. An image that fails is reported
 with its file name and skipped; the others' results are still written and
@@ -35,6 +59,7 @@ import zipfile
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmseg_cells.apis.work_bounds import WorkBounds  # noqa: E402
 from mmseg_cells.data import (TEST_IMAGE_DIR, TEST_LISTING,  # noqa: E402
                               DataFormatError, read_image, read_test_listing,
                               write_instance_map)
@@ -42,6 +67,7 @@ from mmseg_cells.utils import atomic_write, atomic_write_json  # noqa: E402
 from mmseg_cells.visualization import draw_instance_overlay  # noqa: E402
 
 IMAGE_EXTS = ('.tif', '.tiff', '.png', '.jpg', '.jpeg')
+FORMATS = ('coco', 'geojson', 'labelmaps', 'overlays')
 
 
 def parse_args(argv=None):
@@ -54,6 +80,15 @@ def parse_args(argv=None):
                         'test_release/')
     parser.add_argument('--images',
                         help='predict every image of this folder instead')
+    parser.add_argument('--slides', nargs='+', metavar='SLIDE',
+                        help='predict these whole-slide images instead')
+    parser.add_argument('--format', nargs='+', dest='formats',
+                        choices=FORMATS, metavar='FORMAT',
+                        help=f'outputs, any of {", ".join(FORMATS)} '
+                        '(default: coco; slides: geojson)')
+    parser.add_argument('--no-tissue', action='store_true',
+                        help='slides: predict every tile, not only those '
+                        'with tissue')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--score-thr', type=float, default=None,
                         help='minimum score (default: the config\'s, 0.001 '
@@ -82,9 +117,44 @@ def parse_args(argv=None):
                         '(0: never)')
     parser.add_argument('--device', default=None,
                         help='cuda, cuda:1, cpu (default: cuda if present)')
+    bounds = WorkBounds()
+    parser.add_argument('--exact', action='store_true',
+                        help='the exact path: the config\'s fixed proposal '
+                        'and detection caps, a mask for every detection '
+                        '(default: per-image caps that keep the AP50)')
+    parser.add_argument('--min-mask-score', type=float,
+                        default=bounds.min_mask_score,
+                        help='detections scoring below this get no mask '
+                        'and are dropped (default: %(default)s)')
+    parser.add_argument('--area-per-cell', type=float,
+                        default=bounds.area_per_cell,
+                        help='image area per cell (px^2) below which no '
+                        'region packs its cells: an image holds at most '
+                        'area / this cells, which caps its proposals and '
+                        'detections (default: %(default)s)')
     args = parser.parse_args(argv)
-    if bool(args.data_root) == bool(args.images):
-        parser.error('give exactly one of --data-root and --images')
+    if args.exact:
+        args.bounds = None
+    else:
+        try:
+            args.bounds = WorkBounds(area_per_cell=args.area_per_cell,
+                                     min_mask_score=args.min_mask_score)
+        except ValueError as e:
+            parser.error(str(e))
+    if sum(map(bool, (args.data_root, args.images, args.slides))) != 1:
+        parser.error('give exactly one of --data-root, --images and '
+                     '--slides')
+    formats = set(args.formats or (['geojson'] if args.slides else
+                                   ['coco']))
+    if args.save_label_maps:
+        formats.add('labelmaps')
+    if args.save_overlays:
+        formats.add('overlays')
+    if args.slides and 'labelmaps' in formats:
+        parser.error('--slides: labelmaps are not written for slides (a '
+                     'level-0 label map does not fit in memory); use '
+                     'geojson')
+    args.formats = formats
     return args
 
 
@@ -135,10 +205,38 @@ def write_overlay(path: str, rgb: np.ndarray, maps: dict, palette) -> None:
         f.write(buf.tobytes())
 
 
+def predict_slides(args, predictor) -> int:
+    """``--slides``: each slide tile by tile, results streamed."""
+    from mmseg_cells.apis import predict_slide_to_files
+    from mmseg_cells.data import SlideError
+    failures = []
+    for path in args.slides:
+        t0 = time.perf_counter()
+        try:
+            out = predict_slide_to_files(
+                predictor, path, args.out_dir, tuple(sorted(args.formats)),
+                args.tile_size, args.tile_overlap, not args.no_tissue,
+                log=lambda msg: print(f'error: {msg}', file=sys.stderr))
+        except SlideError as e:
+            failures.append(str(e))
+            print(f'error: {e}', file=sys.stderr)
+            continue
+        failures.extend(out['errors'])
+        print(f'{path}: {out["tiles"]} tiles, {out["cells"]} cells in '
+              f'{time.perf_counter() - t0:.1f} s -> {args.out_dir}'
+              + (f' ({len(out["errors"])} tiles failed)'
+                 if out['errors'] else ''))
+    if failures:
+        print(f'error: {len(failures)} slide(s) or tile(s) failed',
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        items = list_images(args)
+        items = [] if args.slides else list_images(args)
     except DataFormatError as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
@@ -148,17 +246,19 @@ def main(argv=None) -> int:
             return 1
     from tqdm import tqdm
 
-    from mmseg_cells.apis import CellPredictor
+    from mmseg_cells.apis import CellPredictor, GeoJSONWriter
     predictor = CellPredictor(
         args.config, args.checkpoint, device=args.device,
         score_thr=args.score_thr, max_per_img=args.max_per_img,
         tile_size=args.tile_size, tile_overlap=args.tile_overlap,
         tile_above=args.tile_above, tta=args.tta,
-        tta_merge=args.tta_merge)
+        tta_merge=args.tta_merge, bounds=args.bounds)
     classes = predictor.classes or ('class1', 'class2', 'class3', 'class4')
     palette = predictor.model.dataset_meta.get('palette') or [
         (220, 20, 60), (0, 130, 255), (255, 160, 0), (20, 200, 80)]
     os.makedirs(args.out_dir, exist_ok=True)
+    if args.slides:
+        return predict_slides(args, predictor)
 
     results, failures = [], []
     t0 = time.perf_counter()
@@ -172,13 +272,18 @@ def main(argv=None) -> int:
             dets = predictor.predict(rgb)
             image_results = predictor.to_coco_results(dets, image_id)
             stem = osp.splitext(osp.basename(path))[0]
-            if args.save_label_maps or args.save_overlays:
+            if 'geojson' in args.formats:
+                with GeoJSONWriter(osp.join(args.out_dir, 'geojson',
+                                            stem + '.geojson'),
+                                   classes, palette) as gj:
+                    gj.add(dets, predictor.mask_thr)
+            if {'labelmaps', 'overlays'} & args.formats:
                 maps = predictor.label_maps(dets)
-                if args.save_label_maps:
+                if 'labelmaps' in args.formats:
                     write_label_maps(
                         osp.join(args.out_dir, 'label_maps', stem), maps,
                         classes)
-                if args.save_overlays:
+                if 'overlays' in args.formats:
                     write_overlay(
                         osp.join(args.out_dir, 'overlays', stem + '.png'),
                         rgb, maps, palette)
@@ -190,10 +295,14 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - t0
 
     results_path = osp.join(args.out_dir, 'test-results.json')
-    atomic_write_json(results_path, results)
-    with atomic_write(osp.join(args.out_dir, 'submission.zip'), 'wb') as f:
-        with zipfile.ZipFile(f, 'w', zipfile.ZIP_DEFLATED) as z:
-            z.write(results_path, 'test-results.json')
+    if 'coco' in args.formats:
+        atomic_write_json(results_path, results)
+        with atomic_write(osp.join(args.out_dir, 'submission.zip'),
+                          'wb') as f:
+            with zipfile.ZipFile(f, 'w', zipfile.ZIP_DEFLATED) as z:
+                z.write(results_path, 'test-results.json')
+    else:
+        results_path = args.out_dir
     if args.images:
         atomic_write_json(
             osp.join(args.out_dir, 'image_name_to_ids.json'),

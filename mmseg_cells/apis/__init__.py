@@ -7,6 +7,10 @@
 - :mod:`.inference_model`: BN folding / channels-last rewrite, probed;
 - :mod:`.tta`: flip test-time augmentation;
 - :mod:`.results`: COCO results entries and instance label maps;
+- :mod:`.slide`: whole slides tile by tile, results streamed;
+- :mod:`.writers`: streamed COCO results, QuPath GeoJSON, slide overlays;
+- :mod:`.work_bounds`: :class:`WorkBounds`, per-image work caps that keep
+  the AP50;
 - :mod:`.predictor`: :class:`CellPredictor`, which runs them.
 """
 from .detections import Detections
@@ -14,11 +18,16 @@ from .fast_roi import extract_roi_feats
 from .inference_model import rewrite_for_inference
 from .predictor import CellPredictor
 from .results import coco_results, instance_label_maps, published_score
+from .slide import predict_slide, predict_slide_to_files, slide_windows
 from .tiling import predict_tiled, should_tile, tile_grid
 from .tta import predict_flip_tta
+from .work_bounds import WorkBounds
+from .writers import CocoResultsWriter, GeoJSONWriter, SlideOverlayWriter
 
 __all__ = [
-    'CellPredictor', 'Detections', 'coco_results', 'extract_roi_feats',
-    'instance_label_maps', 'predict_flip_tta', 'predict_tiled',
-    'published_score', 'rewrite_for_inference', 'should_tile', 'tile_grid'
+    'CellPredictor', 'CocoResultsWriter', 'Detections', 'GeoJSONWriter',
+    'SlideOverlayWriter', 'WorkBounds', 'coco_results', 'extract_roi_feats',
+    'instance_label_maps', 'predict_flip_tta', 'predict_slide',
+    'predict_slide_to_files', 'predict_tiled', 'published_score',
+    'rewrite_for_inference', 'should_tile', 'slide_windows', 'tile_grid'
 ]

@@ -86,9 +86,10 @@ def extract_roi_feats(extractor: nn.Module, feats: Sequence[torch.Tensor],
 
 
 def predict_bbox(roi_head: nn.Module, feats: Sequence[torch.Tensor],
-                 metas: List[dict], rpn: list):
+                 metas: List[dict], rpn: list, cfg=None):
     """``roi_head.predict_bbox`` (``rescale=False``) for one image: its
-    ``InstanceData`` of boxes in network-input coordinates.
+    ``InstanceData`` of boxes in network-input coordinates, under the test
+    config ``cfg`` (default: the head's own).
 
     For mmdet's ``StandardRoIHead`` the box head gets its RoI features from
     :func:`extract_roi_feats` (same values, less work); other heads, and
@@ -96,7 +97,7 @@ def predict_bbox(roi_head: nn.Module, feats: Sequence[torch.Tensor],
     """
     from mmdet.models.roi_heads import StandardRoIHead
     from mmdet.structures.bbox import bbox2roi
-    cfg = roi_head.test_cfg
+    cfg = roi_head.test_cfg if cfg is None else cfg
     if type(roi_head) is not StandardRoIHead or roi_head.with_shared_head \
             or len(rpn) != 1 or len(rpn[0]) == 0:
         return roi_head.predict_bbox(to_nchw(feats), metas, rpn, cfg,

@@ -14,6 +14,7 @@ from .inference_model import rewrite_for_inference
 from .results import coco_results, instance_label_maps
 from .tiling import Core, centres_in_core, predict_tiled, should_tile
 from .tta import check_merge_rule, predict_flip_tta
+from .work_bounds import WorkBounds
 
 __all__ = ['CellPredictor']
 
@@ -34,7 +35,11 @@ class CellPredictor:
     - runs the RoI heads by the fast paths of
       :mod:`mmseg_cells.apis.fast_roi`;
     - optionally merges horizontal/vertical flip test-time augmentation,
-      masks included (:func:`~mmseg_cells.apis.predict_flip_tta`).
+      masks included (:func:`~mmseg_cells.apis.predict_flip_tta`);
+    - caps each image's proposals and detections by what it can hold and
+      skips the masks of detections too weak to change the AP50
+      (:class:`~mmseg_cells.apis.WorkBounds`; ``bounds=None`` runs the
+      exact path).
 
     Args:
         config (str | Config): model config.
@@ -57,6 +62,10 @@ class CellPredictor:
         optimize (bool): apply the inference-only rewrites of
             :meth:`optimize` (BN folded into convs; channels-last convs on
             CPU), each checked on a probe input. Defaults to True.
+        bounds (WorkBounds, optional): per-image work caps that keep the
+            AP50 (:class:`~mmseg_cells.apis.WorkBounds`); None runs the
+            exact path (the config's fixed caps only). Defaults to
+            ``WorkBounds()``.
     """
 
     def __init__(self,
@@ -70,7 +79,8 @@ class CellPredictor:
                  tile_above: int = 1600,
                  tta: bool = False,
                  optimize: bool = True,
-                 tta_merge: str = 'nms') -> None:
+                 tta_merge: str = 'nms',
+                 bounds: Optional[WorkBounds] = WorkBounds()) -> None:
         from mmdet.apis import init_detector
 
         from mmseg_cells.utils import register_all_modules
@@ -103,6 +113,7 @@ class CellPredictor:
         self.tile_above = tile_above
         self.tta = tta
         self.tta_merge = check_merge_rule(tta_merge)
+        self.bounds = bounds
         self.classes = tuple(self.model.dataset_meta.get('classes', ()))
         self.pipeline = Compose(self._pipeline_cfg(cfg))
         self.channels_last = False
@@ -147,7 +158,9 @@ class CellPredictor:
     @torch.no_grad()
     def _forward(self, bgr: np.ndarray) -> Tuple[tuple, np.ndarray, object]:
         """Features, resize factors ``w, h, w, h`` (float32) and box
-        detections (network-input coordinates) for one BGR array."""
+        detections (network-input coordinates) for one BGR array; with
+        :attr:`bounds`, capped for its size and without the detections
+        that get no mask."""
         data = self.pipeline(
             dict(img=bgr, img_id=0, img_shape=bgr.shape[:2],
                  ori_shape=bgr.shape[:2]))
@@ -156,16 +169,32 @@ class CellPredictor:
             False)
         samples = data['data_samples']
         feats = self.model.extract_feat(data['inputs'])
-        rpn = self.model.rpn_head.predict(feats, samples, rescale=False)
         metas = [s.metainfo for s in samples]
-        dets = self._predict_bbox(feats, metas, rpn)
+        h, w = bgr.shape[:2]
+        rpn_cfg = self.model.rpn_head.test_cfg
+        rcnn_cfg = self.model.roi_head.test_cfg
+        if self.bounds is not None:
+            rpn_cfg = self.bounds.rpn_cfg(rpn_cfg, h, w)
+            rcnn_cfg = self.bounds.rcnn_cfg(rcnn_cfg, h, w)
+        rpn = self._predict_rpn(feats, metas, rpn_cfg)
+        dets = self._predict_bbox(feats, metas, rpn, rcnn_cfg)
+        if self.bounds is not None:
+            dets = dets[self.bounds.needs_mask(dets.scores)]
         scale = np.array(metas[0]['scale_factor'] * 2, np.float32)
         return feats, scale, dets
 
-    def _predict_bbox(self, feats, metas: List[dict], rpn: list):
-        """The RoI box head's detections of one image
-        (:func:`~mmseg_cells.apis.fast_roi.predict_bbox`)."""
-        return predict_bbox(self.model.roi_head, feats, metas, rpn)
+    def _predict_rpn(self, feats, metas: List[dict], cfg=None) -> list:
+        """RPN proposals of one image (network-input coordinates) under
+        ``cfg`` (default: the RPN's test config)."""
+        head = self.model.rpn_head
+        return head.predict_by_feat(*head(feats), batch_img_metas=metas,
+                                    cfg=cfg, rescale=False)
+
+    def _predict_bbox(self, feats, metas: List[dict], rpn: list, cfg=None):
+        """The RoI box head's detections of one image under ``cfg``
+        (default: the head's test config;
+        :func:`~mmseg_cells.apis.fast_roi.predict_bbox`)."""
+        return predict_bbox(self.model.roi_head, feats, metas, rpn, cfg)
 
     def _mask_probs(self, feats, boxes: torch.Tensor,
                     labels: torch.Tensor) -> torch.Tensor:

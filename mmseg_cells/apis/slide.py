@@ -1,0 +1,197 @@
+"""Whole-slide prediction: level-0 tiles read as needed, results streamed.
+
+:func:`slide_windows` lays the overlapping tile grid of
+:func:`~mmseg_cells.apis.tile_grid` over a slide (the same grid a large
+image gets in memory); :func:`predict_slide` skips the tiles without tissue
+(:func:`~mmseg_cells.data.tissue.tissue_mask` on a low-resolution level),
+reads each other tile from disk, predicts it and yields its detections in
+level-0 coordinates, keeping only the cells whose box centre lies in the
+tile's core, so a cell crossing a tile border is reported once. Nothing
+of the slide is held beyond one tile and the tissue thumbnail.
+"""
+import warnings
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+
+from .detections import Detections
+from .tiling import centres_in_core, tile_grid
+
+__all__ = [
+    'SLIDE_FORMATS', 'SlideTile', 'predict_slide', 'predict_slide_to_files',
+    'slide_windows', 'tissue_tiles'
+]
+
+
+@dataclass(frozen=True)
+class SlideTile:
+    """One tile of a slide's grid, in level-0 pixels (half-open ranges).
+
+    Attributes:
+        index (int): row-major position in the grid.
+        x0, x1, y0, y1 (int): the tile.
+        core (tuple): ``x0, x1, y0, y1`` of its core: the cells whose box
+            centre lies there are this tile's.
+    """
+    index: int
+    x0: int
+    x1: int
+    y0: int
+    y1: int
+    core: Tuple[int, int, int, int]
+
+
+def slide_windows(width: int, height: int, tile_size: int,
+                  overlap: int) -> List[SlideTile]:
+    """The overlapping tile grid of a ``width x height`` slide."""
+    out = []
+    for ys, ye, cys, cye in tile_grid(height, tile_size, overlap):
+        for xs, xe, cxs, cxe in tile_grid(width, tile_size, overlap):
+            out.append(SlideTile(len(out), xs, xe, ys, ye,
+                                 (cxs, cxe, cys, cye)))
+    return out
+
+
+def tissue_tiles(reader, tiles: List[SlideTile],
+                 max_side: int = 2048) -> List[SlideTile]:
+    """The tiles that cover tissue, by :func:`~mmseg_cells.data.tissue.
+    tissue_mask` of the slide's highest-resolution level whose longer side
+    is at most ``max_side`` px (:func:`~mmseg_cells.data.slide.
+    read_thumbnail`)."""
+    from mmseg_cells.data.slide import read_thumbnail
+    from mmseg_cells.data.tissue import tissue_mask, window_has_tissue
+    thumb, level = read_thumbnail(reader, max_side)
+    mask = tissue_mask(thumb)
+    w0, h0 = reader.dimensions
+    lw, lh = reader.level_dimensions[level]
+    ds = (w0 / lw + h0 / lh) / 2
+    return [t for t in tiles
+            if window_has_tissue(mask, ds, (t.x0, t.x1, t.y0, t.y1))]
+
+
+def predict_slide(
+    predictor,
+    reader,
+    tile_size: int = 1024,
+    overlap: int = 192,
+    tissue: bool = True,
+    tiles: Optional[List[SlideTile]] = None
+) -> Iterator[Tuple[SlideTile, Union[Detections, Exception]]]:
+    """Predict a slide tile by tile.
+
+    Yields ``(tile, detections)`` per predicted tile, detections in
+    level-0 coordinates (``height, width``: the slide's) restricted to the
+    tile's core; a tile that cannot be read yields ``(tile, error)`` (a
+    :class:`~mmseg_cells.data.slide.SlideError` naming the file and tile)
+    and the others go on.
+
+    Args:
+        predictor (CellPredictor): the model.
+        reader: a slide reader (:func:`~mmseg_cells.data.slide.open_slide`).
+        tile_size (int): tile side in level-0 px. Defaults to 1024.
+        overlap (int): tile overlap; must exceed the largest cell.
+            Defaults to 192.
+        tissue (bool): skip tiles without tissue. Defaults to True.
+        tiles (list, optional): predict only these (e.g. one rank's share);
+            default: the whole grid (with ``tissue``, its tissue tiles).
+    """
+    from mmseg_cells.data.slide import SlideError
+    w, h = reader.dimensions
+    if tiles is None:
+        tiles = slide_windows(w, h, tile_size, overlap)
+        if tissue:
+            tiles = tissue_tiles(reader, tiles)
+            if not tiles:
+                warnings.warn(f'{reader.path}: no tissue found, nothing '
+                              'to predict')
+    for t in tiles:
+        try:
+            rgb = reader.read_region(t.x0, t.y0, t.x1 - t.x0, t.y1 - t.y0)
+        except SlideError as e:
+            yield t, e
+            continue
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        cx0, cx1, cy0, cy1 = t.core
+        d = predictor._predict_array(
+            bgr, (cx0 - t.x0, cx1 - t.x0, cy0 - t.y0, cy1 - t.y0))
+        d.bboxes = d.bboxes + np.array([t.x0, t.y0, t.x0, t.y0],
+                                       np.float32)
+        d = d.select(centres_in_core(d.bboxes, t.core))
+        d.height, d.width = h, w
+        yield t, d
+
+
+SLIDE_FORMATS = ('coco', 'geojson', 'overlays')
+
+
+def predict_slide_to_files(predictor, path: str, out_dir: str,
+                           formats: Tuple[str, ...] = ('geojson', ),
+                           tile_size: int = 1024, overlap: int = 192,
+                           tissue: bool = True,
+                           tiles: Optional[List[SlideTile]] = None,
+                           log=None) -> dict:
+    """Predict one slide and stream its results into ``out_dir``:
+    ``<stem>.coco.json`` (COCO results, ``image_id`` 1, level-0
+    coordinates), ``<stem>.geojson`` (QuPath detections) and
+    ``<stem>.overlay.png`` (cells on a downsampled slide), per ``formats``.
+
+    Tiles that cannot be read are reported through ``log`` (default:
+    :func:`warnings.warn`) and skipped; the other tiles' results are still
+    written. Returns ``{'tiles': predicted, 'cells': written, 'errors':
+    [messages]}``. A slide that cannot be opened raises
+    :class:`~mmseg_cells.data.slide.SlideError` before anything is written.
+    """
+    import os
+    import os.path as osp
+
+    from mmseg_cells.data.slide import open_slide
+
+    from .writers import CocoResultsWriter, GeoJSONWriter, SlideOverlayWriter
+    bad = set(formats) - set(SLIDE_FORMATS)
+    if bad:
+        raise ValueError(f'{path}: slide outputs are {SLIDE_FORMATS}, not '
+                         f'{sorted(bad)}')
+    log = log or (lambda msg: warnings.warn(msg))
+    stem = osp.splitext(osp.basename(path))[0]
+    base = osp.join(out_dir, stem)
+    classes = predictor.classes or tuple(
+        f'class{i + 1}' for i in range(
+            predictor.model.roi_head.bbox_head.num_classes))
+    palette = predictor.model.dataset_meta.get('palette') or [
+        (220, 20, 60), (0, 130, 255), (255, 160, 0), (20, 200, 80)]
+    os.makedirs(out_dir, exist_ok=True)
+    with open_slide(path) as reader:
+        writers = {}
+        try:
+            if 'coco' in formats:
+                writers['coco'] = CocoResultsWriter(base + '.coco.json')
+            if 'geojson' in formats:
+                writers['geojson'] = GeoJSONWriter(base + '.geojson',
+                                                   classes, palette)
+            if 'overlays' in formats:
+                writers['overlays'] = SlideOverlayWriter(
+                    base + '.overlay.png', reader, palette)
+            done, errors = 0, []
+            for tile, dets in predict_slide(predictor, reader, tile_size,
+                                            overlap, tissue, tiles):
+                if isinstance(dets, Exception):
+                    errors.append(str(dets))
+                    log(str(dets))
+                    continue
+                done += 1
+                for name, w in writers.items():
+                    if name == 'coco':
+                        w.add(dets, 1, predictor.mask_thr)
+                    else:
+                        w.add(dets, predictor.mask_thr)
+        except BaseException:
+            for w in writers.values():
+                if hasattr(w, 'abort'):
+                    w.abort()
+            raise
+        for w in writers.values():
+            w.close()
+    cells = writers['geojson'].count if 'geojson' in writers else (
+        writers['coco'].count if 'coco' in writers else None)
+    return dict(tiles=done, cells=cells, errors=errors)
