@@ -298,3 +298,18 @@ def test_predict_slides_cli(slide, trained_tiny, tmp_path):
     ])
     assert wrong.returncode == 2 and 'labelmaps are not written' in \
         wrong.stderr
+
+
+def test_slide_without_tissue_warns_and_writes_empty_outputs(predictor,
+                                                             tmp_path):
+    from mmseg_cells.apis import predict_slide_to_files
+    glass = np.full((700, 600, 3), 242, np.uint8)
+    path = str(tmp_path / 'glass.tif')
+    tifffile.imwrite(path, glass, tile=(256, 256), photometric='rgb')
+    with pytest.warns(UserWarning, match='glass.tif: no tissue found'):
+        out = predict_slide_to_files(predictor, path, str(tmp_path / 'o'),
+                                     ('coco', 'geojson'), 512, 96)
+    assert out == dict(tiles=0, cells=0, errors=[])
+    assert json.load(open(tmp_path / 'o' / 'glass.coco.json')) == []
+    assert json.load(open(tmp_path / 'o' / 'glass.geojson'))['features'] \
+        == []

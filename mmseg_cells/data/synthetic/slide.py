@@ -8,6 +8,7 @@ time, so the memory does not grow with the slide; two reduced levels
 (1/8 and 1/32) are SubIFDs, as in OME-TIFF and the files QuPath writes.
 """
 import os
+import tempfile
 from typing import Iterator, Optional, Tuple, Union
 
 import cv2
@@ -76,21 +77,41 @@ def write_synthetic_slide(path: PathLike, height: int, width: int,
                           look: Optional[str] = 'he',
                           tissue_fraction: float = 0.45) -> dict:
     """Write a pyramidal tiled TIFF slide (zlib, ``tile`` px tiles; level 0
-    plus 1/8 and 1/32 reduced levels as SubIFDs).
+    plus 1/8 and 1/32 reduced levels as SubIFDs), atomically.
 
     Returns ``{'field', 'threshold', 'block'}`` (the tissue layout, see
     :func:`tissue_at`), ``'tiles'`` (level-0 TIFF tiles) and
     ``'tissue_tiles'`` (those with tissue).
     """
-    import tifffile
     cell = tile // 2
     field, thr = synthetic_tissue(seed, height, width, cell,
                                   tissue_fraction)
-    f0, f1 = LEVEL_FACTORS
+    f0 = LEVEL_FACTORS[0]
     reduced = np.full((height // f0, width // f0, 3), GLASS, np.uint8)
     opts = dict(photometric='rgb', compression='zlib', tile=(tile, tile),
                 metadata=None)
     counts = dict(tissue_tiles=0)
+    # tifffile needs a named file: a temporary one, moved into place
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.slide.', suffix='.tif', dir=folder)
+    os.close(fd)
+    try:
+        _write_pyramid(tmp, seed, height, width, tile, field, thr, cell,
+                       look, reduced, counts, opts)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return dict(field=field, threshold=thr, block=cell,
+                tiles=-(-height // tile) * -(-width // tile), **counts)
+
+
+def _write_pyramid(path, seed, height, width, tile, field, thr, cell, look,
+                   reduced, counts, opts) -> None:
+    import tifffile
+    f1 = LEVEL_FACTORS[1]
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         tif.write(_tiles(seed, height, width, tile, field, thr, cell, look,
                          reduced, counts),
@@ -101,5 +122,3 @@ def write_synthetic_slide(path: PathLike, height: int, width: int,
                                        max(1, height // f1)),
                              interpolation=cv2.INTER_AREA),
                   subfiletype=1, **opts)
-    return dict(field=field, threshold=thr, block=cell,
-                tiles=-(-height // tile) * -(-width // tile), **counts)
