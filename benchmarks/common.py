@@ -12,6 +12,7 @@ import datetime
 import gc
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -33,8 +34,8 @@ __all__ = [
     'BASE_CONFIG', 'CBAM_CONFIG', 'CLASS_PROBS', 'REAL_SIZES', 'REPO',
     'RESULTS', 'add_record_args', 'append_result', 'interleaved', 'load_avg',
     'load_config', 'machine_info', 'paint_cells', 'place_ellipses', 'quiet',
-    'ratio_summary', 'run_logged', 'schedule_options', 'synthetic_image',
-    'torch_info'
+    'ratio_summary', 'run_logged', 'run_peak', 'schedule_options',
+    'synthetic_image', 'torch_info'
 ]
 
 BASE_CONFIG = str(REPO / 'configs' / 'mask_rcnn_r50_fpn_cells.py')
@@ -297,6 +298,23 @@ def run_logged(cmd: Sequence, log: Path,
                          f'{" ".join(map(str, cmd))}\n'
                          f'{log.read_text()[-3000:]}')
     return time.perf_counter() - t0
+
+
+# runs a command and prints its peak RSS (KiB on Linux) as the last line
+_PEAK = ('import resource, subprocess, sys; '
+         'rc = subprocess.run(sys.argv[1:]).returncode; '
+         'print("PEAK_KIB", resource.getrusage('
+         'resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)')
+
+
+def run_peak(cmd: Sequence, log: Path,
+             threads: Optional[int] = None) -> Tuple[float, str]:
+    """Run ``cmd`` in a fresh process (:func:`run_logged`); returns (the
+    peak RSS in MiB of its largest process, its output)."""
+    run_logged([sys.executable, '-c', _PEAK, *cmd], log, threads)
+    out = log.read_text()
+    kib = int(re.findall(r'PEAK_KIB (\d+)', out)[-1])
+    return kib / 1024, out
 
 
 def schedule_options(epochs: int) -> List[str]:

@@ -28,20 +28,13 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import List, Tuple
+from typing import Tuple
 
 import numpy as np
 
-from common import REPO, add_record_args, append_result, run_logged
+from common import REPO, add_record_args, append_result, run_peak
 
 DEFAULT_CONFIG = 'configs/cbam_mask_rcnn.py'
-# runs a command and prints its peak RSS (KiB on Linux) as the last line
-_PEAK = ('import resource, subprocess, sys; '
-         'rc = subprocess.run(sys.argv[1:]).returncode; '
-         'print("PEAK_KIB", resource.getrusage('
-         'resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)')
-
-
 def make_tiles(root: Path, n: int, size: Tuple[int, int] = (1000, 1000),
                seed: int = 0) -> None:
     """``n`` crowded synthetic images in the hw3 training layout."""
@@ -56,16 +49,6 @@ def make_tiles(root: Path, n: int, size: Tuple[int, int] = (1000, 1000),
         write_image_tif(d / 'image.tif', rgb)
         for cls, ids in masks.items():
             write_instance_map(d / f'{CLASS_NAMES[cls - 1]}.tif', ids)
-
-
-def run_peak(cmd: List[str], log: Path, threads: int) -> Tuple[float, str]:
-    """Run ``cmd`` in a fresh process (:func:`common.run_logged`); returns
-    (its peak MiB, its output)."""
-    run_logged([sys.executable, '-c', _PEAK, sys.executable, *cmd], log,
-               threads)
-    out = log.read_text()
-    kib = int(re.findall(r'PEAK_KIB (\d+)', out)[-1])
-    return kib / 1024, out
 
 
 def _metrics(out: str) -> dict:
@@ -128,7 +111,8 @@ def main(argv=None) -> int:
     ]
     iters = min(args.train_iters, n_train)
     train_peak, out = run_peak([
-        'tools/train.py', args.config, '--work-dir', str(work / 'train'),
+        sys.executable, 'tools/train.py', args.config, '--work-dir',
+        str(work / 'train'),
         '--data-root', str(data), '--cfg-options', *common,
         'train_dataloader.batch_size=1', 'train_cfg.max_epochs=1',
         'train_cfg.val_interval=100',
@@ -141,7 +125,8 @@ def main(argv=None) -> int:
     val = {}
     for head in ('CropFCNMaskHead', 'FCNMaskHead'):
         peak, out = run_peak([
-            'tools/test.py', args.config, ckpt, '--work-dir', str(work / head),
+            sys.executable, 'tools/test.py', args.config, ckpt,
+            '--work-dir', str(work / head),
             '--data-root', str(data), '--out', str(work / f'{head}.pkl'),
             '--cfg-options', *common, f'model.roi_head.mask_head.type={head}',
             'model.test_cfg.rcnn.score_thr=0.0',

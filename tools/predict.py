@@ -89,6 +89,11 @@ def parse_args(argv=None):
     parser.add_argument('--no-tissue', action='store_true',
                         help='slides: predict every tile, not only those '
                         'with tissue')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'],
+                        default='none',
+                        help='pytorch: one of the ranks of '
+                        'tools/dist_predict.sh (images or slide tiles are '
+                        'shared, rank 0 writes the outputs)')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--score-thr', type=float, default=None,
                         help='minimum score (default: the config\'s, 0.001 '
@@ -205,8 +210,9 @@ def write_overlay(path: str, rgb: np.ndarray, maps: dict, palette) -> None:
         f.write(buf.tobytes())
 
 
-def predict_slides(args, predictor) -> int:
-    """``--slides``: each slide tile by tile, results streamed."""
+def predict_slides(args, predictor, shard) -> int:
+    """``--slides``: each slide tile by tile, results streamed (with
+    several ranks: tiles shared, rank 0 writes)."""
     from mmseg_cells.apis import predict_slide_to_files
     from mmseg_cells.data import SlideError
     failures = []
@@ -216,21 +222,54 @@ def predict_slides(args, predictor) -> int:
             out = predict_slide_to_files(
                 predictor, path, args.out_dir, tuple(sorted(args.formats)),
                 args.tile_size, args.tile_overlap, not args.no_tissue,
+                shard=shard,
                 log=lambda msg: print(f'error: {msg}', file=sys.stderr))
         except SlideError as e:
             failures.append(str(e))
-            print(f'error: {e}', file=sys.stderr)
+            if shard.is_main:
+                print(f'error: {e}', file=sys.stderr)
             continue
         failures.extend(out['errors'])
+        if not shard.is_main:
+            continue
         print(f'{path}: {out["tiles"]} tiles, {out["cells"]} cells in '
               f'{time.perf_counter() - t0:.1f} s -> {args.out_dir}'
               + (f' ({len(out["errors"])} tiles failed)'
                  if out['errors'] else ''))
     if failures:
-        print(f'error: {len(failures)} slide(s) or tile(s) failed',
-              file=sys.stderr)
+        if shard.is_main:
+            print(f'error: {len(failures)} slide(s) or tile(s) failed',
+                  file=sys.stderr)
         return 1
     return 0
+
+
+def predict_one(args, predictor, path, image_id, size, classes,
+                palette) -> list:
+    """COCO entries of one listed image; its per-image files (GeoJSON,
+    label maps, overlay) are written here."""
+    rgb = read_image(path)
+    if size is not None and rgb.shape[:2] != tuple(size):
+        raise DataFormatError(
+            f'{path}: image is {rgb.shape[0]}x{rgb.shape[1]} but '
+            f'test_image_name_to_ids.json says {size[0]}x{size[1]}')
+    dets = predictor.predict(rgb)
+    stem = osp.splitext(osp.basename(path))[0]
+    if 'geojson' in args.formats:
+        from mmseg_cells.apis import GeoJSONWriter
+        with GeoJSONWriter(osp.join(args.out_dir, 'geojson',
+                                    stem + '.geojson'), classes,
+                           palette) as gj:
+            gj.add(dets, predictor.mask_thr)
+    if {'labelmaps', 'overlays'} & args.formats:
+        maps = predictor.label_maps(dets)
+        if 'labelmaps' in args.formats:
+            write_label_maps(osp.join(args.out_dir, 'label_maps', stem),
+                             maps, classes)
+        if 'overlays' in args.formats:
+            write_overlay(osp.join(args.out_dir, 'overlays', stem + '.png'),
+                          rgb, maps, palette)
+    return predictor.to_coco_results(dets, image_id)
 
 
 def main(argv=None) -> int:
@@ -246,9 +285,12 @@ def main(argv=None) -> int:
             return 1
     from tqdm import tqdm
 
-    from mmseg_cells.apis import CellPredictor, GeoJSONWriter
+    from mmseg_cells.apis import CellPredictor
+    from mmseg_cells.apis.shards import PartWriter, Shard, merged_parts
+    shard = Shard.from_env(args.launcher)
     predictor = CellPredictor(
-        args.config, args.checkpoint, device=args.device,
+        args.config, args.checkpoint,
+        device=shard.local_device(args.device),
         score_thr=args.score_thr, max_per_img=args.max_per_img,
         tile_size=args.tile_size, tile_overlap=args.tile_overlap,
         tile_above=args.tile_above, tta=args.tta,
@@ -258,40 +300,38 @@ def main(argv=None) -> int:
         (220, 20, 60), (0, 130, 255), (255, 160, 0), (20, 200, 80)]
     os.makedirs(args.out_dir, exist_ok=True)
     if args.slides:
-        return predict_slides(args, predictor)
+        return predict_slides(args, predictor, shard)
 
     results, failures = [], []
+    part = PartWriter(args.out_dir, 'images', shard.rank) \
+        if shard.world > 1 else None
     t0 = time.perf_counter()
-    for path, image_id, size in tqdm(items, desc='predict', unit='img'):
+    for k, (path, image_id, size) in tqdm(
+            shard.mine(items), desc='predict', unit='img',
+            disable=not shard.is_main):
         try:
-            rgb = read_image(path)
-            if size is not None and rgb.shape[:2] != size:
-                raise DataFormatError(
-                    f'{path}: image is {rgb.shape[0]}x{rgb.shape[1]} but '
-                    f'test_image_name_to_ids.json says {size[0]}x{size[1]}')
-            dets = predictor.predict(rgb)
-            image_results = predictor.to_coco_results(dets, image_id)
-            stem = osp.splitext(osp.basename(path))[0]
-            if 'geojson' in args.formats:
-                with GeoJSONWriter(osp.join(args.out_dir, 'geojson',
-                                            stem + '.geojson'),
-                                   classes, palette) as gj:
-                    gj.add(dets, predictor.mask_thr)
-            if {'labelmaps', 'overlays'} & args.formats:
-                maps = predictor.label_maps(dets)
-                if 'labelmaps' in args.formats:
-                    write_label_maps(
-                        osp.join(args.out_dir, 'label_maps', stem), maps,
-                        classes)
-                if 'overlays' in args.formats:
-                    write_overlay(
-                        osp.join(args.out_dir, 'overlays', stem + '.png'),
-                        rgb, maps, palette)
-            results.extend(image_results)
+            entries, msg = predict_one(args, predictor, path, image_id,
+                                       size, classes, palette), None
         except Exception as e:  # report, keep the other images' results
+            entries = []
             msg = str(e) if str(e).startswith(path) else f'{path}: {e}'
             failures.append(msg)
             tqdm.write(f'error: {msg}', file=sys.stderr)
+        if part is not None:
+            part.put(k, [entries, msg])
+        else:
+            results.extend(entries)
+    if part is not None:  # rank 0 gathers every rank's, in listing order
+        part.close()
+        shard.barrier()
+        if not shard.is_main:
+            return 1 if failures else 0
+        failures = []
+        for _, (entries, msg) in merged_parts(args.out_dir, 'images',
+                                              shard.world):
+            results.extend(entries)
+            if msg is not None:
+                failures.append(msg)
     elapsed = time.perf_counter() - t0
 
     results_path = osp.join(args.out_dir, 'test-results.json')

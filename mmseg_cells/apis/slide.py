@@ -125,21 +125,46 @@ def predict_slide(
 SLIDE_FORMATS = ('coco', 'geojson', 'overlays')
 
 
+def _tile_payload(dets, formats, mask_thr: float) -> dict:
+    """What the outputs need of one tile, JSON-serialisable."""
+    from .results import coco_results
+    from .writers import cell_outlines
+    out = {}
+    if 'coco' in formats:
+        out['coco'] = coco_results(dets, 1, mask_thr)
+    if {'geojson', 'overlays'} & set(formats):
+        out['outlines'] = cell_outlines(dets, mask_thr)
+    return out
+
+
+def _write_payload(writers: dict, payload: dict) -> None:
+    for entry in payload.get('coco', ()):
+        writers['coco'].write(entry)
+    for outline in payload.get('outlines', ()):
+        if 'geojson' in writers:
+            writers['geojson'].write_outline(outline)
+        if 'overlays' in writers:
+            writers['overlays'].draw_outline(outline)
+
+
 def predict_slide_to_files(predictor, path: str, out_dir: str,
                            formats: Tuple[str, ...] = ('geojson', ),
                            tile_size: int = 1024, overlap: int = 192,
-                           tissue: bool = True,
-                           tiles: Optional[List[SlideTile]] = None,
+                           tissue: bool = True, shard=None,
                            log=None) -> dict:
     """Predict one slide and stream its results into ``out_dir``:
     ``<stem>.coco.json`` (COCO results, ``image_id`` 1, level-0
     coordinates), ``<stem>.geojson`` (QuPath detections) and
     ``<stem>.overlay.png`` (cells on a downsampled slide), per ``formats``.
 
-    Tiles that cannot be read are reported through ``log`` (default:
-    :func:`warnings.warn`) and skipped; the other tiles' results are still
-    written. Returns ``{'tiles': predicted, 'cells': written, 'errors':
-    [messages]}``. A slide that cannot be opened raises
+    With a :class:`~mmseg_cells.apis.shards.Shard` of several ranks, each
+    rank predicts every N-th tile and streams it to a part file; rank 0
+    then writes the outputs from the parts in tile order, the same files a
+    single process writes. Tiles that cannot be read are reported through
+    ``log`` (default: :func:`warnings.warn`; on rank 0 for every rank) and
+    skipped; the other tiles' results are still written. Returns
+    ``{'tiles': predicted, 'cells': written, 'errors': [messages]}``
+    (rank 0: of the whole slide). A slide that cannot be opened raises
     :class:`~mmseg_cells.data.slide.SlideError` before anything is written.
     """
     import os
@@ -147,11 +172,13 @@ def predict_slide_to_files(predictor, path: str, out_dir: str,
 
     from mmseg_cells.data.slide import open_slide
 
+    from .shards import PartWriter, Shard, merged_parts
     from .writers import CocoResultsWriter, GeoJSONWriter, SlideOverlayWriter
     bad = set(formats) - set(SLIDE_FORMATS)
     if bad:
         raise ValueError(f'{path}: slide outputs are {SLIDE_FORMATS}, not '
                          f'{sorted(bad)}')
+    shard = shard or Shard()
     log = log or (lambda msg: warnings.warn(msg))
     stem = osp.splitext(osp.basename(path))[0]
     base = osp.join(out_dir, stem)
@@ -162,29 +189,55 @@ def predict_slide_to_files(predictor, path: str, out_dir: str,
         (220, 20, 60), (0, 130, 255), (255, 160, 0), (20, 200, 80)]
     os.makedirs(out_dir, exist_ok=True)
     with open_slide(path) as reader:
-        writers = {}
+        tiles = slide_windows(*reader.dimensions, tile_size, overlap)
+        if tissue:
+            tiles = tissue_tiles(reader, tiles)
+            if not tiles and shard.is_main:
+                warnings.warn(f'{path}: no tissue found, nothing to '
+                              'predict')
+        mine = [t for _, t in shard.mine(tiles)]
+        writers, part = {}, None
         try:
-            if 'coco' in formats:
-                writers['coco'] = CocoResultsWriter(base + '.coco.json')
-            if 'geojson' in formats:
-                writers['geojson'] = GeoJSONWriter(base + '.geojson',
-                                                   classes, palette)
-            if 'overlays' in formats:
-                writers['overlays'] = SlideOverlayWriter(
-                    base + '.overlay.png', reader, palette)
+            if shard.world > 1:
+                part = PartWriter(out_dir, stem, shard.rank)
+            if shard.is_main:
+                if 'coco' in formats:
+                    writers['coco'] = CocoResultsWriter(base + '.coco.json')
+                if 'geojson' in formats:
+                    writers['geojson'] = GeoJSONWriter(
+                        base + '.geojson', classes, palette)
+                if 'overlays' in formats:
+                    writers['overlays'] = SlideOverlayWriter(
+                        base + '.overlay.png', reader, palette)
             done, errors = 0, []
             for tile, dets in predict_slide(predictor, reader, tile_size,
-                                            overlap, tissue, tiles):
+                                            overlap, tissue, mine):
                 if isinstance(dets, Exception):
+                    payload = {'error': str(dets)}
                     errors.append(str(dets))
-                    log(str(dets))
-                    continue
-                done += 1
-                for name, w in writers.items():
-                    if name == 'coco':
-                        w.add(dets, 1, predictor.mask_thr)
-                    else:
-                        w.add(dets, predictor.mask_thr)
+                    if shard.world == 1:
+                        log(str(dets))
+                else:
+                    done += 1
+                    payload = _tile_payload(dets, formats,
+                                            predictor.mask_thr)
+                if part is not None:
+                    part.put(tile.index, payload)
+                elif 'error' not in payload:
+                    _write_payload(writers, payload)
+            if part is not None:
+                part.close()
+                shard.barrier()
+                if shard.is_main:
+                    done, errors = 0, []
+                    for _, payload in merged_parts(out_dir, stem,
+                                                   shard.world):
+                        if 'error' in payload:
+                            errors.append(payload['error'])
+                            log(payload['error'])
+                        else:
+                            done += 1
+                            _write_payload(writers, payload)
         except BaseException:
             for w in writers.values():
                 if hasattr(w, 'abort'):
@@ -192,6 +245,6 @@ def predict_slide_to_files(predictor, path: str, out_dir: str,
             raise
         for w in writers.values():
             w.close()
-    cells = writers['geojson'].count if 'geojson' in writers else (
-        writers['coco'].count if 'coco' in writers else None)
+    cells = next((writers[k].count for k in ('geojson', 'coco')
+                  if k in writers), None)
     return dict(tiles=done, cells=cells, errors=errors)

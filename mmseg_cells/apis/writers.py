@@ -15,7 +15,7 @@ leaves no partial file and keeps an earlier result.
   whole slide (PNG).
 """
 import json
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -27,7 +27,7 @@ from .results import coco_results, published_score
 
 __all__ = [
     'CocoResultsWriter', 'GeoJSONWriter', 'JSONListWriter',
-    'SlideOverlayWriter', 'mask_polygon'
+    'SlideOverlayWriter', 'cell_outlines', 'mask_polygon'
 ]
 
 RGB = Tuple[int, int, int]
@@ -122,6 +122,23 @@ def mask_polygon(crop: np.ndarray, x0: int, y0: int) -> Optional[list]:
     return [[round(float(x), 2), round(float(y), 2)] for x, y in ring]
 
 
+Outline = Tuple[int, float, list, list]
+
+
+def cell_outlines(dets: Detections, mask_thr: float = 0.5) -> List[Outline]:
+    """``(label, published score, [x1, y1, x2, y2], ring)`` per detection
+    with a non-empty mask (:func:`mask_polygon`), in detection order: what
+    the GeoJSON and the overlay need, computed once and JSON-serialisable
+    (ranks of a distributed run exchange them)."""
+    out = []
+    for i, crop, x0, y0 in dets.iter_masks(mask_thr):
+        ring = mask_polygon(crop, x0, y0)
+        if ring is not None:
+            out.append((int(dets.labels[i]), published_score(dets.scores[i]),
+                        [float(v) for v in dets.bboxes[i]], ring))
+    return out
+
+
 class GeoJSONWriter(JSONListWriter):
     """A QuPath-readable GeoJSON ``FeatureCollection`` of cell polygons,
     streamed.
@@ -141,31 +158,29 @@ class GeoJSONWriter(JSONListWriter):
         self.class_names = list(class_names)
         self.palette = [[int(c) for c in rgb] for rgb in palette]
 
+    def write_outline(self, outline: Outline) -> None:
+        """Write one cell (:func:`cell_outlines`) as a feature."""
+        label, score, _, ring = outline
+        self.write({
+            'type': 'Feature',
+            'geometry': {'type': 'Polygon', 'coordinates': [ring]},
+            'properties': {
+                'objectType': 'detection',
+                'classification': {
+                    'name': self.class_names[label],
+                    'color': self.palette[label % len(self.palette)]
+                },
+                'measurements': {'score': score}
+            }
+        })
+
     def add(self, dets: Detections, mask_thr: float = 0.5) -> int:
         """Write a polygon feature per detection with a non-empty mask;
         returns how many were written."""
-        n = 0
-        for i, crop, x0, y0 in dets.iter_masks(mask_thr):
-            ring = mask_polygon(crop, x0, y0)
-            if ring is None:
-                continue
-            label = int(dets.labels[i])
-            self.write({
-                'type': 'Feature',
-                'geometry': {'type': 'Polygon', 'coordinates': [ring]},
-                'properties': {
-                    'objectType': 'detection',
-                    'classification': {
-                        'name': self.class_names[label],
-                        'color': self.palette[label % len(self.palette)]
-                    },
-                    'measurements': {
-                        'score': published_score(dets.scores[i])
-                    }
-                }
-            })
-            n += 1
-        return n
+        outlines = cell_outlines(dets, mask_thr)
+        for o in outlines:
+            self.write_outline(o)
+        return len(outlines)
 
 
 class SlideOverlayWriter:
@@ -200,22 +215,22 @@ class SlideOverlayWriter:
         self.sy = self.view.shape[0] / h0
         self.palette = [tuple(int(c) for c in rgb) for rgb in palette]
 
+    def draw_outline(self, outline: Outline) -> None:
+        """Draw one cell (:func:`cell_outlines`)."""
+        label, _, (x1, y1, x2, y2), ring = outline
+        colour = self.palette[label % len(self.palette)]
+        if (x2 - x1) * self.sx < 3 or (y2 - y1) * self.sy < 3:
+            centre = (int((x1 + x2) / 2 * self.sx),
+                      int((y1 + y2) / 2 * self.sy))
+            cv2.circle(self.view, centre, 1, colour, -1)
+            return
+        pts = np.round(np.array(ring) * (self.sx, self.sy)).astype(np.int32)
+        cv2.polylines(self.view, [pts], True, colour, 1)
+
     def add(self, dets: Detections, mask_thr: float = 0.5) -> None:
         """Draw one tile's detections (level-0 coordinates)."""
-        for i, crop, x0, y0 in dets.iter_masks(mask_thr):
-            colour = self.palette[int(dets.labels[i]) % len(self.palette)]
-            x1, y1, x2, y2 = dets.bboxes[i]
-            if (x2 - x1) * self.sx < 3 or (y2 - y1) * self.sy < 3:
-                centre = (int((x1 + x2) / 2 * self.sx),
-                          int((y1 + y2) / 2 * self.sy))
-                cv2.circle(self.view, centre, 1, colour, -1)
-                continue
-            ring = mask_polygon(crop, x0, y0)
-            if ring is None:
-                continue
-            pts = np.round(np.array(ring) * (self.sx, self.sy)).astype(
-                np.int32)
-            cv2.polylines(self.view, [pts], True, colour, 1)
+        for o in cell_outlines(dets, mask_thr):
+            self.draw_outline(o)
 
     def close(self) -> None:
         """Write the PNG atomically."""
