@@ -140,7 +140,7 @@ def main(argv=None) -> int:
             print(f'  vs {name}: ' + ', '.join(
                 f'{k} {v:.3f}' for k, v in d.items()))
             if look is None and name == 'pooled':
-                rows.append(_row(f'synthetic default mix vs the real sets '
+                rows.append(_row('synthetic default mix vs the real sets '
                                  '(pooled, equal weights)', d))
             total = d['nucleus_tv'] + d['background_tv']
             if look is not None and name != 'pooled' and (
