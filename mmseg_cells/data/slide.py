@@ -7,7 +7,7 @@ needed. :class:`OpenSlideReader` wraps openslide-python for the formats
 tifffile cannot read (NDPI, MRXS, ...; ``pip install -e .[slides]``).
 :func:`open_slide` picks one by file suffix.
 
-Both expose the same small interface: ``dimensions`` (level-0 width,
+Both are :class:`SlideReader`\ s, with the same small interface: ``dimensions`` (level-0 width,
 height), ``level_dimensions``, ``level_downsamples``, ``read_region(x, y,
 width, height, level)`` (level-0 ``x, y``; an ``H x W x 3`` RGB uint8 array,
 white outside the slide) and ``close()``. A tile that cannot be read or
@@ -21,7 +21,8 @@ from typing import List, Sequence, Tuple, Union
 import numpy as np
 
 __all__ = [
-    'OPENSLIDE_SUFFIXES', 'OpenSlideReader', 'SlideError', 'TiffSlideReader',
+    'OPENSLIDE_SUFFIXES', 'OpenSlideReader', 'SlideError', 'SlideReader',
+    'TiffSlideReader',
     'is_slide', 'lowest_level_at_most', 'open_slide', 'read_thumbnail'
 ]
 
@@ -44,7 +45,47 @@ def is_slide(path: PathLike) -> bool:
     return name.endswith(OPENSLIDE_SUFFIXES + TIFF_SLIDE_SUFFIXES)
 
 
-class TiffSlideReader:
+class SlideReader:
+    """What every slide reader shares: the level geometry, whole-level
+    reads and closing (also as a context manager). Subclasses set
+    ``path``, ``level_dimensions`` and ``level_downsamples`` and implement
+    :meth:`read_region` and :meth:`close`."""
+
+    path: Path
+    level_dimensions: List[Tuple[int, int]]
+    level_downsamples: List[float]
+
+    @property
+    def dimensions(self) -> Tuple[int, int]:
+        """Level-0 ``(width, height)``."""
+        return self.level_dimensions[0]
+
+    @property
+    def level_count(self) -> int:
+        return len(self.level_dimensions)
+
+    def read_region(self, x: int, y: int, width: int, height: int,
+                    level: int = 0) -> np.ndarray:
+        """``height x width x 3`` RGB uint8 of ``level`` whose top-left
+        corner is level-0 ``(x, y)``; white outside the slide."""
+        raise NotImplementedError
+
+    def read_level(self, level: int) -> np.ndarray:
+        """A whole (low-resolution) level as RGB uint8."""
+        w, h = self.level_dimensions[level]
+        return self.read_region(0, 0, w, h, level)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> 'SlideReader':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class TiffSlideReader(SlideReader):
     """A pyramidal TIFF read region by region with tifffile.
 
     The pyramid is the first series' levels (SubIFDs, OME-TIFF levels or
@@ -96,15 +137,6 @@ class TiffSlideReader:
         if page.imagedepth != 1:
             return 'volumetric (tiled depth) pages are not supported'
         return ''
-
-    @property
-    def dimensions(self) -> Tuple[int, int]:
-        """Level-0 ``(width, height)``."""
-        return self.level_dimensions[0]
-
-    @property
-    def level_count(self) -> int:
-        return len(self._pages)
 
     def _segment(self, level: int, index: int) -> np.ndarray:
         """One decoded tile / strip as ``rows x cols x samples``."""
@@ -168,22 +200,11 @@ class TiffSlideReader:
                     seg[ty0 - sy:ty1 - sy, tx0 - sx:tx1 - sx, :3]
         return out
 
-    def read_level(self, level: int) -> np.ndarray:
-        """A whole (low-resolution) level as RGB uint8."""
-        w, h = self.level_dimensions[level]
-        return self.read_region(0, 0, w, h, level)
-
     def close(self) -> None:
         self._tif.close()
 
-    def __enter__(self) -> 'TiffSlideReader':
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class OpenSlideReader:
+class OpenSlideReader(SlideReader):
     """The same interface over openslide-python (``pip install -e
     .[slides]``), for formats tifffile does not read."""
 
@@ -205,14 +226,6 @@ class OpenSlideReader:
         self.level_downsamples = [float(d)
                                   for d in self._slide.level_downsamples]
 
-    @property
-    def dimensions(self) -> Tuple[int, int]:
-        return self.level_dimensions[0]
-
-    @property
-    def level_count(self) -> int:
-        return len(self.level_dimensions)
-
     def read_region(self, x: int, y: int, width: int, height: int,
                     level: int = 0) -> np.ndarray:
         try:
@@ -227,21 +240,11 @@ class OpenSlideReader:
         rgb = (rgba[..., :3] * alpha + BACKGROUND * (255 - alpha)) // 255
         return rgb.astype(np.uint8)
 
-    def read_level(self, level: int) -> np.ndarray:
-        w, h = self.level_dimensions[level]
-        return self.read_region(0, 0, w, h, level)
-
     def close(self) -> None:
         self._slide.close()
 
-    def __enter__(self) -> 'OpenSlideReader':
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def open_slide(path: PathLike) -> Union[TiffSlideReader, OpenSlideReader]:
+def open_slide(path: PathLike) -> SlideReader:
     """A reader for ``path``: openslide for the formats of
     :data:`OPENSLIDE_SUFFIXES`, tifffile otherwise."""
     if not Path(path).is_file():
