@@ -63,7 +63,8 @@ from mmseg_cells.apis.work_bounds import WorkBounds  # noqa: E402
 from mmseg_cells.data import (TEST_IMAGE_DIR, TEST_LISTING,  # noqa: E402
                               DataFormatError, read_image, read_test_listing,
                               write_instance_map)
-from mmseg_cells.utils import atomic_write, atomic_write_json  # noqa: E402
+from mmseg_cells.utils import (atomic_write, atomic_write_json,  # noqa: E402
+                               atomic_write_png)
 from mmseg_cells.visualization import draw_instance_overlay  # noqa: E402
 
 IMAGE_EXTS = ('.tif', '.tiff', '.png', '.jpg', '.jpeg')
@@ -201,13 +202,7 @@ def write_label_maps(folder: str, maps: dict, classes) -> None:
 def write_overlay(path: str, rgb: np.ndarray, maps: dict, palette) -> None:
     """Class-coloured fill + white instance outlines on the image
     (:func:`~mmseg_cells.visualization.draw_instance_overlay`), as PNG."""
-    import cv2
-    vis = draw_instance_overlay(rgb, maps, palette)
-    ok, buf = cv2.imencode('.png', vis[..., ::-1])
-    if not ok:
-        raise RuntimeError(f'{path}: PNG encoding failed')
-    with atomic_write(path, 'wb') as f:
-        f.write(buf.tobytes())
+    atomic_write_png(path, draw_instance_overlay(rgb, maps, palette))
 
 
 def predict_slides(args, predictor, shard) -> int:
@@ -295,9 +290,7 @@ def main(argv=None) -> int:
         tile_size=args.tile_size, tile_overlap=args.tile_overlap,
         tile_above=args.tile_above, tta=args.tta,
         tta_merge=args.tta_merge, bounds=args.bounds)
-    classes = predictor.classes or ('class1', 'class2', 'class3', 'class4')
-    palette = predictor.model.dataset_meta.get('palette') or [
-        (220, 20, 60), (0, 130, 255), (255, 160, 0), (20, 200, 80)]
+    classes, palette = predictor.class_names, predictor.palette
     os.makedirs(args.out_dir, exist_ok=True)
     if args.slides:
         return predict_slides(args, predictor, shard)

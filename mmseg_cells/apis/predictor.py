@@ -18,6 +18,10 @@ from .work_bounds import WorkBounds
 
 __all__ = ['CellPredictor']
 
+# class colours when the checkpoint has none (the hw3 config's palette)
+DEFAULT_PALETTE = ((220, 20, 60), (0, 130, 255), (255, 160, 0),
+                   (20, 200, 80))
+
 
 class CellPredictor:
     """Run a trained Mask R-CNN on whole images, tiling large ones.
@@ -115,6 +119,14 @@ class CellPredictor:
         self.tta_merge = check_merge_rule(tta_merge)
         self.bounds = bounds
         self.classes = tuple(self.model.dataset_meta.get('classes', ()))
+        # names and colours for the outputs, with fallbacks for checkpoints
+        # that carry no dataset meta
+        n = self.model.roi_head.bbox_head.num_classes
+        self.class_names = self.classes or tuple(
+            f'class{i + 1}' for i in range(n))
+        self.palette = tuple(
+            tuple(c) for c in self.model.dataset_meta.get('palette')
+            or DEFAULT_PALETTE)
         self.pipeline = Compose(self._pipeline_cfg(cfg))
         self.channels_last = False
         if optimize:

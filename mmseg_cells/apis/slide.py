@@ -16,11 +16,11 @@ from typing import Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from .detections import Detections
-from .tiling import centres_in_core, tile_grid
+from .tiling import predict_window, tile_grid
 
 __all__ = [
     'SLIDE_FORMATS', 'SlideTile', 'predict_slide', 'predict_slide_to_files',
-    'slide_windows', 'tissue_tiles'
+    'slide_tiles', 'slide_windows', 'tissue_tiles'
 ]
 
 
@@ -70,6 +70,20 @@ def tissue_tiles(reader, tiles: List[SlideTile],
             if window_has_tissue(mask, ds, (t.x0, t.x1, t.y0, t.y1))]
 
 
+def slide_tiles(reader, tile_size: int, overlap: int, tissue: bool = True,
+                warn: bool = True) -> List[SlideTile]:
+    """The grid of a slide (:func:`slide_windows`), with ``tissue`` only
+    its tiles on tissue (:func:`tissue_tiles`; a warning when there are
+    none, unless ``warn`` is False)."""
+    tiles = slide_windows(*reader.dimensions, tile_size, overlap)
+    if tissue:
+        tiles = tissue_tiles(reader, tiles)
+        if not tiles and warn:
+            warnings.warn(f'{reader.path}: no tissue found, nothing to '
+                          'predict')
+    return tiles
+
+
 def predict_slide(
     predictor,
     reader,
@@ -94,30 +108,21 @@ def predict_slide(
             Defaults to 192.
         tissue (bool): skip tiles without tissue. Defaults to True.
         tiles (list, optional): predict only these (e.g. one rank's share);
-            default: the whole grid (with ``tissue``, its tissue tiles).
+            default: :func:`slide_tiles`.
     """
     from mmseg_cells.data.slide import SlideError
     w, h = reader.dimensions
     if tiles is None:
-        tiles = slide_windows(w, h, tile_size, overlap)
-        if tissue:
-            tiles = tissue_tiles(reader, tiles)
-            if not tiles:
-                warnings.warn(f'{reader.path}: no tissue found, nothing '
-                              'to predict')
+        tiles = slide_tiles(reader, tile_size, overlap, tissue)
     for t in tiles:
         try:
             rgb = reader.read_region(t.x0, t.y0, t.x1 - t.x0, t.y1 - t.y0)
         except SlideError as e:
             yield t, e
             continue
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
-        cx0, cx1, cy0, cy1 = t.core
-        d = predictor._predict_array(
-            bgr, (cx0 - t.x0, cx1 - t.x0, cy0 - t.y0, cy1 - t.y0))
-        d.bboxes = d.bboxes + np.array([t.x0, t.y0, t.x0, t.y0],
-                                       np.float32)
-        d = d.select(centres_in_core(d.bboxes, t.core))
+        d = predict_window(predictor._predict_array,
+                           np.ascontiguousarray(rgb[..., ::-1]), t.x0, t.y0,
+                           t.core)
         d.height, d.width = h, w
         yield t, d
 
@@ -182,20 +187,10 @@ def predict_slide_to_files(predictor, path: str, out_dir: str,
     log = log or (lambda msg: warnings.warn(msg))
     stem = osp.splitext(osp.basename(path))[0]
     base = osp.join(out_dir, stem)
-    classes = predictor.classes or tuple(
-        f'class{i + 1}' for i in range(
-            predictor.model.roi_head.bbox_head.num_classes))
-    palette = predictor.model.dataset_meta.get('palette') or [
-        (220, 20, 60), (0, 130, 255), (255, 160, 0), (20, 200, 80)]
     os.makedirs(out_dir, exist_ok=True)
     with open_slide(path) as reader:
-        tiles = slide_windows(*reader.dimensions, tile_size, overlap)
-        if tissue:
-            tiles = tissue_tiles(reader, tiles)
-            if not tiles and shard.is_main:
-                warnings.warn(f'{path}: no tissue found, nothing to '
-                              'predict')
-        mine = [t for _, t in shard.mine(tiles)]
+        mine = [t for _, t in shard.mine(slide_tiles(
+            reader, tile_size, overlap, tissue, warn=shard.is_main))]
         writers, part = {}, None
         try:
             if shard.world > 1:
@@ -205,10 +200,11 @@ def predict_slide_to_files(predictor, path: str, out_dir: str,
                     writers['coco'] = CocoResultsWriter(base + '.coco.json')
                 if 'geojson' in formats:
                     writers['geojson'] = GeoJSONWriter(
-                        base + '.geojson', classes, palette)
+                        base + '.geojson', predictor.class_names,
+                        predictor.palette)
                 if 'overlays' in formats:
                     writers['overlays'] = SlideOverlayWriter(
-                        base + '.overlay.png', reader, palette)
+                        base + '.overlay.png', reader, predictor.palette)
             done, errors = 0, []
             for tile, dets in predict_slide(predictor, reader, tile_size,
                                             overlap, tissue, mine):

@@ -76,6 +76,20 @@ def centres_in_core(boxes, core: Core, scale: Sequence[float] = (1.0, 1.0)):
     return (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
 
 
+def predict_window(predict_fn: Callable[[np.ndarray, Core], Detections],
+                   tile: np.ndarray, x0: int, y0: int,
+                   core: Core) -> Detections:
+    """``predict_fn(tile, core)`` for a tile whose top-left corner is
+    ``(x0, y0)`` of a larger image, ``core`` (``x0, x1, y0, y1``) in that
+    image's pixels: the detections shifted to image coordinates, only those
+    whose box centre lies in the core (the tile-core rule of
+    :func:`tile_grid`)."""
+    cx0, cx1, cy0, cy1 = core
+    d = predict_fn(tile, (cx0 - x0, cx1 - x0, cy0 - y0, cy1 - y0))
+    d.bboxes = d.bboxes + np.array([x0, y0, x0, y0], np.float32)
+    return d.select(centres_in_core(d.bboxes, core))
+
+
 def predict_tiled(predict_fn: Callable[[np.ndarray, Core], Detections],
                   img: np.ndarray, tile_size: int, tile_overlap: int,
                   max_per_img: int) -> Detections:
@@ -91,13 +105,9 @@ def predict_tiled(predict_fn: Callable[[np.ndarray, Core], Detections],
     parts = []
     for ys, ye, cys, cye in tile_grid(h, tile_size, tile_overlap):
         for xs, xe, cxs, cxe in tile_grid(w, tile_size, tile_overlap):
-            d = predict_fn(np.ascontiguousarray(img[ys:ye, xs:xe]),
-                           (cxs - xs, cxe - xs, cys - ys, cye - ys))
-            if not len(d):
-                continue
-            d.bboxes = d.bboxes + np.array([xs, ys, xs, ys], np.float32)
-            parts.append(d.select(centres_in_core(d.bboxes,
-                                                  (cxs, cxe, cys, cye))))
+            parts.append(predict_window(
+                predict_fn, np.ascontiguousarray(img[ys:ye, xs:xe]), xs, ys,
+                (cxs, cxe, cys, cye)))
     dets = Detections.concat(parts, h, w)
     order = np.argsort(-dets.scores, kind='stable')[:max_per_img]
     return dets.select(order)

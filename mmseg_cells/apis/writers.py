@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from mmseg_cells.utils import atomic_write
+from mmseg_cells.utils import atomic_write, atomic_write_png
 
 from .detections import Detections
 from .results import coco_results, published_score
@@ -234,9 +234,5 @@ class SlideOverlayWriter:
 
     def close(self) -> None:
         """Write the PNG atomically."""
-        ok, png = cv2.imencode('.png', self.view[..., ::-1])
-        if not ok:
-            raise OSError(f'{self.path}: PNG encoding failed')
-        with atomic_write(self.path, 'wb') as f:
-            f.write(png.tobytes())
+        atomic_write_png(self.path, self.view)
 

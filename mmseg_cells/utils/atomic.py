@@ -48,3 +48,14 @@ def atomic_write_json(path: PathLike, obj: Any, **dump_kwargs) -> None:
     text = json.dumps(obj, **dump_kwargs)  # fails before anything is opened
     with atomic_write(path, 'w', encoding='utf-8') as f:
         f.write(text)
+
+
+def atomic_write_png(path: PathLike, rgb: Any) -> None:
+    """Encode an ``H x W x 3`` RGB uint8 array as PNG and write it to
+    ``path`` atomically (OpenCV, imported here)."""
+    import cv2
+    ok, png = cv2.imencode('.png', rgb[..., ::-1])
+    if not ok:
+        raise OSError(f'{path}: PNG encoding failed')
+    with atomic_write(path, 'wb') as f:
+        f.write(png.tobytes())
