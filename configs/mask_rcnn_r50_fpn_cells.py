@@ -70,4 +70,8 @@ model = dict(
         # K=100 (mmdet default) 0.340, 300 0.722, 500 0.889,
         # 1000 1.000. Score threshold 0.001: AP integrates the whole
         # precision-recall curve, low-score detections only add recall.
-        rcnn=dict(score_thr=0.001, max_per_img=1000)))
+        # NMS class by class (split_thr=0): same detections; 2000
+        # proposals x 4 classes above a random model's scores were one
+        # 8000-box NMS with offset boxes, 3x slower.
+        rcnn=dict(score_thr=0.001, max_per_img=1000,
+                  nms=dict(split_thr=0))))

@@ -1,4 +1,5 @@
 """tools/predict.py and the tiled, crop-based predictor."""
+import collections
 import json
 import os.path as osp
 import shutil
@@ -360,6 +361,33 @@ def test_no_detections_give_empty_results(checkpoint, tiny_data_root,
     assert proc.returncode == 0, proc.stderr[-2000:]
     with open(tmp_path / 'test-results.json') as f:
         assert json.load(f) == []
+
+
+def test_cfg_options_override_the_config(checkpoint, tiny_data_root,
+                                         tmp_path):
+    """``--cfg-options`` (mmdet's name) edits the config before the model
+    is built: a cap of 2 detections per image holds in the results; a key
+    the config lacks is an error naming it."""
+    proc = run_tool([
+        'tools/predict.py', TINY_CONFIG, checkpoint, '--data-root',
+        tiny_data_root, '--out-dir', str(tmp_path), '--score-thr', '0',
+        '--no-tta', '--exact', '--cfg-options',
+        'model.test_cfg.rcnn.max_per_img=2'
+    ])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(tmp_path / 'test-results.json') as f:
+        per_image = collections.Counter(r['image_id'] for r in json.load(f))
+    assert sorted(per_image.values()) == [2, 2]
+    bad = run_tool([
+        'tools/predict.py', TINY_CONFIG, checkpoint, '--data-root',
+        tiny_data_root, '--out-dir', str(tmp_path / 'bad'), '--cfg-options',
+        'model.roi_head.mask_head.type=NoSuchHead'
+    ])
+    assert bad.returncode == 1
+    assert 'tiny_cbam_mask_rcnn.py: cannot build the model: NoSuchHead is ' \
+        'not in the mmdet::model registry' in bad.stderr
+    assert 'Traceback' not in bad.stderr
+    assert not (tmp_path / 'bad' / 'test-results.json').exists()
 
 
 def test_images_folder_mode_assigns_ids(checkpoint, tiny_data_root,

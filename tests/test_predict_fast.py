@@ -59,6 +59,13 @@ def features(predictor, bgr):
     return feats, [s.metainfo for s in data['data_samples']], rpn
 
 
+def rows(p):
+    """Proposals as a set of (score, box) rows: equal scores may come in
+    either order (mmdet's CPU sort is not stable)."""
+    r = torch.cat([p.scores[:, None], p.bboxes], 1)
+    return r[np.lexsort(r.numpy().T[::-1])]
+
+
 def random_rois(n, size, seed=0):
     """RoIs from 2 to ~size px: every pyramid level gets some."""
     g = torch.Generator().manual_seed(seed)
@@ -239,8 +246,85 @@ def test_rpn_nms_level_by_level_gives_the_same_proposals(predictor):
         once = predictor._predict_rpn(feats, metas, offset)[0]
     assert len(levels) == len(once) > 100
 
-    def rows(p):  # as a set: equal scores may come in either order
-        r = torch.cat([p.scores[:, None], p.bboxes], 1)
-        return r[np.lexsort(r.numpy().T[::-1])]
     assert torch.equal(rows(levels), rows(once))
     torch.testing.assert_close(levels.scores, once.scores, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('nms_pre', [500, 60])
+def test_rpn_topk_proposals_equal_mmdets_sorted_ones(predictor, nms_pre):
+    """The bounded path's RPN (``fast_rpn.predict_proposals``: ``topk``
+    per level) gives mmdet's ``RPNHead.predict_by_feat`` proposals (a full
+    sort per level), bit-equal, whether ``nms_pre`` binds on every level
+    (60) or only on the first ones (500), up to the order of equal
+    scores: a random RPN's sigmoid scores tie (24k anchors, a few hundred
+    equal values), and mmdet's unstable sort orders ties arbitrarily too."""
+    from mmseg_cells.apis.fast_rpn import predict_proposals
+    head = predictor.model.rpn_head
+    feats, metas, _ = features(predictor, image(9))
+    cfg = head.test_cfg.copy()
+    cfg.nms_pre = nms_pre
+    anchors = [s[-2] * s[-1] * head.num_base_priors
+               for s in (f.shape for f in feats)]
+    assert anchors[0] > nms_pre  # topk picks on the first level at least
+    assert (anchors[-1] > nms_pre) == (nms_pre == 60)
+    with torch.no_grad():
+        ref = head.predict_by_feat(*head(feats), batch_img_metas=metas,
+                                   cfg=cfg, rescale=False)[0]
+        got = predict_proposals(head, feats, metas, cfg)[0]
+    assert len(got) == len(ref) > 50
+    assert torch.equal(got.scores, ref.scores)  # best first, both
+    assert torch.equal(rows(got), rows(ref))
+    assert torch.equal(got.labels, ref.labels)
+
+
+def test_bounded_predictor_uses_topk_rpn(predictor, monkeypatch):
+    """``CellPredictor._predict_rpn`` takes the topk path only with
+    ``bounds`` (the exact path runs mmdet's)."""
+    from mmseg_cells.apis import WorkBounds, fast_rpn, predictor as mod
+    calls = []
+
+    def spy(*a, **k):
+        calls.append(1)
+        return fast_rpn.predict_proposals(*a, **k)
+    monkeypatch.setattr(mod, 'predict_proposals', spy)
+    feats, metas, _ = features(predictor, image(10))
+    with torch.no_grad():
+        exact = predictor._predict_rpn(feats, metas)[0]
+        assert calls == []
+        predictor.bounds = WorkBounds()
+        try:
+            fast = predictor._predict_rpn(feats, metas)[0]
+        finally:
+            predictor.bounds = None
+    assert calls == [1]
+    assert torch.equal(rows(fast), rows(exact))
+
+
+def test_rcnn_nms_class_by_class_gives_the_same_detections(predictor):
+    """The main config runs the box head's multi-class NMS one class at a
+    time (``split_thr=0``): the same detections as mmcv's all-classes-at-
+    once path with offset boxes (mmcv's default ``split_thr`` 10000),
+    here on 300 proposals x 4 classes of a model whose scores all pass."""
+    from mmengine.config import Config
+    assert Config.fromfile('configs/cbam_mask_rcnn.py') \
+        .model.test_cfg.rcnn.nms.split_thr == 0
+    rcnn = predictor.model.roi_head.test_cfg
+    assert rcnn.nms.split_thr == 0 and rcnn.score_thr == 0
+    feats, metas, rpn = features(predictor, image(11))
+    offset = rcnn.copy()
+    offset.nms = dict(offset.nms, split_thr=10000)
+    offset.max_per_img = rcnn.max_per_img = 10000  # compare all of them
+    try:
+        with torch.no_grad():
+            split = predictor._predict_bbox(feats, metas, rpn, rcnn)
+            once = predictor._predict_bbox(feats, metas, rpn, offset)
+    finally:
+        rcnn.max_per_img = 150
+    assert len(split) == len(once) > 4 * 100
+    assert len(set(split.labels.tolist())) == 4
+
+    def rows(d):
+        r = torch.cat([d.scores[:, None], d.labels[:, None].float(),
+                       d.bboxes], 1)
+        return r[np.lexsort(r.numpy().T[::-1])]
+    assert torch.equal(rows(split), rows(once))

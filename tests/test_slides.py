@@ -5,6 +5,7 @@ and ``tools/predict.py --slides`` with its bad-input handling."""
 import json
 import os
 import os.path as osp
+import sys
 
 import numpy as np
 import pytest
@@ -143,19 +144,70 @@ def test_bad_slides_name_the_file_and_the_tile(slide, tmp_path):
         with pytest.raises(SlideError, match='bad.tif: level 0 tile 2: '
                            'cannot decode'):
             r.read_region(512, 0, 256, 256)
-        # the thumbnail gives way to the next level
-        assert read_thumbnail(r, 2048)[1] == 1
-        assert read_thumbnail(open_slide(path), 2048)[1] == 0
+        # the thumbnail gives way to the next level (8x smaller)
+        assert read_thumbnail(r, 2048)[1] == pytest.approx(8, rel=0.02)
+        assert read_thumbnail(open_slide(path), 2048)[1] == 1
 
 
-def test_openslide_formats_need_the_slides_extra(tmp_path):
-    import importlib.util
-    if importlib.util.find_spec('openslide') is not None:
-        pytest.skip('openslide is installed')
+def test_openslide_formats_need_the_slides_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'openslide', None)  # not installed
     (tmp_path / 'a.ndpi').write_bytes(b'x')
     with pytest.raises(SlideError, match=r'a.ndpi: .*pip install -e '
                        r'\.\[slides\]'):
         open_slide(tmp_path / 'a.ndpi')
+
+
+def test_thumbnail_of_a_slide_without_a_small_level_is_read_in_bands(
+        tmp_path, monkeypatch):
+    """A slide with no level of at most ``max_side`` px (here one level,
+    900 x 700 for 200 px) is reduced band by band: bounded reads, and the
+    same view as reducing the whole level at once."""
+    import cv2
+    from mmseg_cells.data import slide as slide_module
+    rgb = np.random.default_rng(1).integers(0, 255, (700, 900, 3), np.uint8)
+    write_image_tif(tmp_path / 'flat.tif', rgb)
+    # 7 view rows (35 level rows) per band
+    monkeypatch.setattr(slide_module, 'THUMBNAIL_BAND_BYTES', 900 * 3 * 35)
+    heights = []
+    with open_slide(tmp_path / 'flat.tif') as r:
+        read = r.read_region
+
+        def spy(x, y, w, h, level=0):
+            heights.append(h)
+            return read(x, y, w, h, level)
+        r.read_region = spy
+        view, downsample = read_thumbnail(r, 200)
+    assert view.shape == (140, 180, 3) and downsample == 5
+    assert heights == [35] * 20
+    np.testing.assert_array_equal(
+        view, cv2.resize(rgb, (180, 140), interpolation=cv2.INTER_AREA))
+
+
+def test_openslide_reader_gives_the_tifffile_readers_cells(slide, predictor):
+    """openslide-python (``[slides]`` extra) reads the synthetic slide as
+    a generic tiled TIFF: the same pixels as the tifffile reader, the
+    same tissue tiles, the same cells."""
+    pytest.importorskip('openslide')
+    from mmseg_cells.apis.slide import slide_tiles
+    from mmseg_cells.data.slide import OpenSlideReader, TiffSlideReader
+    path, _ = slide
+    with OpenSlideReader(path) as o, TiffSlideReader(path) as t:
+        assert o.dimensions == t.dimensions == (W, H)
+        for x, y, w, h in [(0, 0, 100, 90), (200, 230, 300, 400),
+                           (W - 50, H - 70, 120, 100), (-20, -10, 60, 50)]:
+            np.testing.assert_array_equal(o.read_region(x, y, w, h),
+                                          t.read_region(x, y, w, h))
+        tiles = slide_tiles(o, 512, 96)
+        assert tiles == slide_tiles(t, 512, 96) and len(tiles) > 1
+        got = [d for _, d in predict_slide(predictor, o, tiles=tiles,
+                                           tile_size=512, overlap=96)]
+        ref = [d for _, d in predict_slide(predictor, t, tiles=tiles,
+                                           tile_size=512, overlap=96)]
+    for a, b in zip(got, ref):
+        assert len(a) == len(b)
+        np.testing.assert_array_equal(a.bboxes, b.bboxes)
+        np.testing.assert_array_equal(a.mask_probs, b.mask_probs)
+    assert sum(map(len, got)) > 50
 
 
 # ------------------------------------------------------------------ tissue

@@ -20,7 +20,7 @@
 #      the GPU visible at build time.
 #   3. mmengine 0.10.7, mmdet 3.3.0 (--no-deps: it would otherwise try to
 #      rebuild mmcv), the remaining pinned dependencies and this project in
-#      editable mode;
+#      editable mode, with its [tests] and [slides] (OpenSlide) extras;
 #   4. a check that mmcv.ops nms and RoIAlign actually run.
 # Every pip call, pip's own build environments included, is bound by
 # requirements/constraints.txt (exported as PIP_CONSTRAINT). Before the long
@@ -154,8 +154,8 @@ step "mmcv/mmengine/mmdet runtime dependencies"
   "opencv-python>=4.9,<6" "mmengine==0.10.7"
 "${PIP[@]}" install -q --no-deps "mmdet==3.3.0"
 
-step "mmseg_cells (editable) and test dependencies"
-"${PIP[@]}" install -q --no-build-isolation -e "$ROOT[tests]"
+step "mmseg_cells (editable), test dependencies and OpenSlide ([slides])"
+"${PIP[@]}" install -q --no-build-isolation -e "$ROOT[tests,slides]"
 # pip may have moved setuptools while resolving the above: check again.
 build_env_check
 

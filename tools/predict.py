@@ -3,7 +3,7 @@
 ``python tools/predict.py CONFIG CHECKPOINT --data-root D --out-dir O
 [--score-thr T] [--max-per-img K] [--save-label-maps] [--save-overlays]
 [--no-tta] [--tta-merge cluster|nms] [--images DIR] [--exact]
-[--min-mask-score S] [--area-per-cell A]
+[--min-mask-score S] [--area-per-cell A] [--cfg-options K=V ...]
 [--format coco geojson labelmaps overlays]``
 
 ``python tools/predict.py CONFIG CHECKPOINT --slides S1.tif [S2.svs ...]
@@ -57,6 +57,7 @@ import time
 import zipfile
 
 import numpy as np
+from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmseg_cells.apis.work_bounds import WorkBounds  # noqa: E402
@@ -123,6 +124,11 @@ def parse_args(argv=None):
                         '(0: never)')
     parser.add_argument('--device', default=None,
                         help='cuda, cuda:1, cpu (default: cuda if present)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value pairs (as in '
+        'tools/test.py), e.g. model.test_cfg.rcnn.nms.iou_threshold=0.6; '
+        '--score-thr and --max-per-img are applied after these')
     bounds = WorkBounds()
     parser.add_argument('--exact', action='store_true',
                         help='the exact path: the config\'s fixed proposal '
@@ -283,13 +289,23 @@ def main(argv=None) -> int:
     from mmseg_cells.apis import CellPredictor
     from mmseg_cells.apis.shards import PartWriter, Shard, merged_parts
     shard = Shard.from_env(args.launcher)
-    predictor = CellPredictor(
-        args.config, args.checkpoint,
-        device=shard.local_device(args.device),
-        score_thr=args.score_thr, max_per_img=args.max_per_img,
-        tile_size=args.tile_size, tile_overlap=args.tile_overlap,
-        tile_above=args.tile_above, tta=args.tta,
-        tta_merge=args.tta_merge, bounds=args.bounds)
+    try:
+        cfg = Config.fromfile(args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        predictor = CellPredictor(
+            cfg, args.checkpoint,
+            device=shard.local_device(args.device),
+            score_thr=args.score_thr, max_per_img=args.max_per_img,
+            tile_size=args.tile_size, tile_overlap=args.tile_overlap,
+            tile_above=args.tile_above, tta=args.tta,
+            tta_merge=args.tta_merge, bounds=args.bounds)
+    except (KeyError, TypeError, ValueError, AttributeError,
+            SyntaxError) as e:  # a config (or --cfg-options) mmdet refuses
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f'error: {args.config}: cannot build the model: {msg}',
+              file=sys.stderr)
+        return 1
     classes, palette = predictor.class_names, predictor.palette
     os.makedirs(args.out_dir, exist_ok=True)
     if args.slides:

@@ -4,6 +4,7 @@
 - :mod:`.tiling`: large images by overlapping tiles, merged without
   duplicates;
 - :mod:`.fast_roi`: the RoI heads' inference fast paths;
+- :mod:`.fast_rpn`: the RPN's proposals by ``topk`` (bounded path);
 - :mod:`.inference_model`: BN folding / channels-last rewrite, probed;
 - :mod:`.tta`: flip test-time augmentation;
 - :mod:`.results`: COCO results entries and instance label maps;

@@ -10,6 +10,7 @@ from mmseg_cells.models.plugins import gate_bottleneck_plugins_in_place
 
 from .detections import Detections
 from .fast_roi import mask_probs, predict_bbox
+from .fast_rpn import predict_proposals
 from .inference_model import rewrite_for_inference
 from .results import coco_results, instance_label_maps
 from .tiling import Core, centres_in_core, predict_tiled, should_tile
@@ -197,8 +198,12 @@ class CellPredictor:
 
     def _predict_rpn(self, feats, metas: List[dict], cfg=None) -> list:
         """RPN proposals of one image (network-input coordinates) under
-        ``cfg`` (default: the RPN's test config)."""
+        ``cfg`` (default: the RPN's test config); with :attr:`bounds` by
+        :func:`~mmseg_cells.apis.fast_rpn.predict_proposals` (``topk``
+        instead of a full sort per level), else by mmdet's code."""
         head = self.model.rpn_head
+        if self.bounds is not None:
+            return predict_proposals(head, feats, metas, cfg)
         return head.predict_by_feat(*head(feats), batch_img_metas=metas,
                                     cfg=cfg, rescale=False)
 

@@ -56,16 +56,12 @@ def slide_windows(width: int, height: int, tile_size: int,
 def tissue_tiles(reader, tiles: List[SlideTile],
                  max_side: int = 2048) -> List[SlideTile]:
     """The tiles that cover tissue, by :func:`~mmseg_cells.data.tissue.
-    tissue_mask` of the slide's highest-resolution level whose longer side
-    is at most ``max_side`` px (:func:`~mmseg_cells.data.slide.
-    read_thumbnail`)."""
+    tissue_mask` of a view of the slide whose longer side is at most
+    ``max_side`` px (:func:`~mmseg_cells.data.slide.read_thumbnail`)."""
     from mmseg_cells.data.slide import read_thumbnail
     from mmseg_cells.data.tissue import tissue_mask, window_has_tissue
-    thumb, level = read_thumbnail(reader, max_side)
+    thumb, ds = read_thumbnail(reader, max_side)
     mask = tissue_mask(thumb)
-    w0, h0 = reader.dimensions
-    lw, lh = reader.level_dimensions[level]
-    ds = (w0 / lw + h0 / lh) / 2
     return [t for t in tiles
             if window_has_tissue(mask, ds, (t.x0, t.x1, t.y0, t.y1))]
 

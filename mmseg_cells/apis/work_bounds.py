@@ -25,8 +25,12 @@ mask head (~0.9 GFLOP each for the full-width head), whether the image is
 
 Cutting the RPN's post-NMS ranking or the detections' score ranking keeps
 the surviving outputs bit-equal to the exact path; what changes is only
-which low-ranked ones exist. ``CellPredictor(bounds=None)`` (``tools/
-predict.py --exact``) runs the exact path, with the config's caps only.
+which low-ranked ones exist. The bounded path also ranks each level's RPN
+scores by ``topk`` instead of mmdet's full sort
+(:func:`~mmseg_cells.apis.fast_rpn.predict_proposals`: the same proposals
+up to the order of equal scores). ``CellPredictor(bounds=None)``
+(``tools/predict.py --exact``) runs the exact path, with the config's caps
+and mmdet's RPN code only.
 """
 import math
 from dataclasses import dataclass

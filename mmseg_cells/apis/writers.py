@@ -186,9 +186,10 @@ class GeoJSONWriter(JSONListWriter):
 class SlideOverlayWriter:
     """Cells drawn on a downsampled view of a whole slide, saved as PNG.
 
-    The view is the slide's highest-resolution readable level whose longer
-    side is at most ``max_side`` px (:func:`~mmseg_cells.data.slide.
-    read_thumbnail`), resized to fit if none is. Each cell is its
+    The view is the slide reduced to at most ``max_side`` px a side
+    (:func:`~mmseg_cells.data.slide.read_thumbnail`: its
+    highest-resolution readable level that small, or a smaller level
+    reduced band by band). Each cell is its
     class colour: the scaled mask outline, or a dot where the cell is
     smaller than 3 view pixels.
 
@@ -205,11 +206,6 @@ class SlideOverlayWriter:
         self.path = path
         view, _ = read_thumbnail(reader, max_side)
         w0, h0 = reader.dimensions
-        scale = min(1.0, max_side / max(view.shape[:2]))
-        if scale < 1:
-            view = cv2.resize(view, (max(1, round(view.shape[1] * scale)),
-                                     max(1, round(view.shape[0] * scale))),
-                              interpolation=cv2.INTER_AREA)
         self.view = np.ascontiguousarray(view)
         self.sx = self.view.shape[1] / w0
         self.sy = self.view.shape[0] / h0
@@ -235,4 +231,3 @@ class SlideOverlayWriter:
     def close(self) -> None:
         """Write the PNG atomically."""
         atomic_write_png(self.path, self.view)
-

@@ -7,11 +7,12 @@ needed. :class:`OpenSlideReader` wraps openslide-python for the formats
 tifffile cannot read (NDPI, MRXS, ...; ``pip install -e .[slides]``).
 :func:`open_slide` picks one by file suffix.
 
-Both are :class:`SlideReader`\ s, with the same small interface: ``dimensions`` (level-0 width,
-height), ``level_dimensions``, ``level_downsamples``, ``read_region(x, y,
-width, height, level)`` (level-0 ``x, y``; an ``H x W x 3`` RGB uint8 array,
-white outside the slide) and ``close()``. A tile that cannot be read or
-decoded raises :class:`SlideError` naming the file, the level and the tile.
+Both are :class:`SlideReader` objects, with the same small interface:
+``dimensions`` (level-0 width, height), ``level_dimensions``,
+``level_downsamples``, ``read_region(x, y, width, height, level)`` (level-0
+``x, y``; an ``H x W x 3`` RGB uint8 array, white outside the slide) and
+``close()``. A tile that cannot be read or decoded raises
+:class:`SlideError` naming the file, the level and the tile.
 """
 import math
 import os
@@ -264,16 +265,56 @@ def lowest_level_at_most(reader, max_side: int) -> int:
     return len(sides) - 1
 
 
-def read_thumbnail(reader, max_side: int = 2048) -> Tuple[np.ndarray, int]:
-    """``(rgb, level)``: the highest-resolution level whose longer side is
-    at most ``max_side`` px, read whole; a level with an unreadable tile
+# bytes of level pixels read at once when a thumbnail is reduced band by band
+THUMBNAIL_BAND_BYTES = 64 << 20
+
+
+def read_thumbnail(reader, max_side: int = 2048) -> Tuple[np.ndarray, float]:
+    """``(rgb, downsample)``: a view of the whole slide whose longer side is
+    at most ``max_side`` px, and the level-0 px per view px (mean of x and
+    y).
+
+    The highest-resolution level whose longer side is at most ``max_side``
+    is read whole. A slide without such a level (a single-level TIFF, or a
+    pyramid that stops early) has its smallest level read in bands of
+    about 64 MB, each reduced by area averaging, so that memory stays
+    bounded whatever the slide's size. A level with an unreadable tile
     gives way to the next smaller one. Raises :class:`SlideError` when no
-    level can be read."""
+    level can be read.
+    """
+    import cv2
     first = lowest_level_at_most(reader, max_side)
     errors = []
+    w0, h0 = reader.dimensions
     for level in range(first, reader.level_count):
+        lw, lh = reader.level_dimensions[level]
         try:
-            return reader.read_level(level), level
+            if max(lw, lh) <= max_side:
+                view = reader.read_level(level)
+            else:
+                view = _reduced_level(reader, level, max_side, cv2)
         except SlideError as e:
             errors.append(str(e))
+            continue
+        vh, vw = view.shape[:2]
+        return view, (w0 / vw + h0 / vh) / 2
     raise SlideError('no readable low-resolution level: ' + '; '.join(errors))
+
+
+def _reduced_level(reader, level: int, max_side: int, cv2) -> np.ndarray:
+    """``level`` reduced by the integer factor that brings its longer side
+    to at most ``max_side``, read ``k`` level rows per output row in bands
+    of about :data:`THUMBNAIL_BAND_BYTES`."""
+    lw, lh = reader.level_dimensions[level]
+    ds = reader.level_downsamples[level]
+    k = math.ceil(max(lw, lh) / max_side)
+    out_w, out_h = math.ceil(lw / k), math.ceil(lh / k)
+    rows = max(1, THUMBNAIL_BAND_BYTES // (k * lw * 3))  # output rows/band
+    out = np.empty((out_h, out_w, 3), np.uint8)
+    for r0 in range(0, out_h, rows):
+        r1 = min(out_h, r0 + rows)
+        y0, y1 = r0 * k, min(lh, r1 * k)
+        band = reader.read_region(0, round(y0 * ds), lw, y1 - y0, level)
+        out[r0:r1] = cv2.resize(band, (out_w, r1 - r0),
+                                interpolation=cv2.INTER_AREA)
+    return out
