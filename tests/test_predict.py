@@ -390,6 +390,39 @@ def test_cfg_options_override_the_config(checkpoint, tiny_data_root,
     assert not (tmp_path / 'bad' / 'test-results.json').exists()
 
 
+def test_overlays_show_only_cells_above_the_show_score_thr(
+        checkpoint, tiny_data_root, tmp_path):
+    """``--show-score-thr`` (mmdet's name) filters what the overlays draw,
+    not the results: at 1.01 an overlay is the image itself, at 0 it shows
+    the cells, and the results file is the same either way."""
+    from mmseg_cells.data.io import read_image
+    outs = {}
+    for thr in ('1.01', '0'):
+        out = tmp_path / thr
+        proc = run_tool([
+            'tools/predict.py', TINY_CONFIG, checkpoint, '--data-root',
+            tiny_data_root, '--out-dir', str(out), '--save-overlays',
+            '--score-thr', '0.05', '--show-score-thr', thr
+        ])
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outs[thr] = out
+    assert (outs['0'] / 'test-results.json').read_bytes() == \
+        (outs['1.01'] / 'test-results.json').read_bytes()
+    assert json.loads((outs['0'] / 'test-results.json').read_text())
+    with open(osp.join(tiny_data_root, 'test_image_name_to_ids.json')) as f:
+        listing = json.load(f)
+    drawn = 0
+    for e in listing:
+        stem = osp.splitext(e['file_name'])[0]
+        image = read_image(osp.join(tiny_data_root, 'test_release',
+                                    e['file_name']))
+        none = read_image(str(outs['1.01'] / 'overlays' / f'{stem}.png'))
+        np.testing.assert_array_equal(none, image)
+        drawn += int((read_image(str(outs['0'] / 'overlays' /
+                                     f'{stem}.png')) != image).any())
+    assert drawn > 0
+
+
 def test_images_folder_mode_assigns_ids(checkpoint, tiny_data_root,
                                         tmp_path):
     proc = run_tool([

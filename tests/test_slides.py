@@ -316,6 +316,20 @@ def test_writers_stream_and_leave_no_partial_file(predictor, tmp_path):
     assert os.listdir(tmp_path) == ['r.json']  # no temporary file left
 
 
+def test_slide_overlay_draws_only_cells_above_its_score_threshold(slide):
+    from mmseg_cells.apis import SlideOverlayWriter
+    path, _ = slide
+    ring = [[300.0, 300.0], [420.0, 300.0], [420.0, 420.0], [300.0, 420.0]]
+    with open_slide(path) as r:
+        w = SlideOverlayWriter(str(path) + '.png', r, [(255, 0, 0)],
+                               score_thr=0.3)
+        before = w.view.copy()
+        w.draw_outline((0, 0.29999, [300.0, 300.0, 420.0, 420.0], ring))
+        np.testing.assert_array_equal(w.view, before)  # below: not drawn
+        w.draw_outline((0, 0.3, [300.0, 300.0, 420.0, 420.0], ring))
+        assert (w.view != before).any()
+
+
 # --------------------------------------------------------------------- CLI
 def test_predict_slides_cli(slide, trained_tiny, tmp_path):
     from shapely.geometry import shape

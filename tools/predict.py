@@ -4,7 +4,7 @@
 [--score-thr T] [--max-per-img K] [--save-label-maps] [--save-overlays]
 [--no-tta] [--tta-merge cluster|nms] [--images DIR] [--exact]
 [--min-mask-score S] [--area-per-cell A] [--cfg-options K=V ...]
-[--format coco geojson labelmaps overlays]``
+[--show-score-thr 0.3] [--format coco geojson labelmaps overlays]``
 
 ``python tools/predict.py CONFIG CHECKPOINT --slides S1.tif [S2.svs ...]
 --out-dir O [--format coco geojson overlays] [--no-tissue]``
@@ -20,7 +20,8 @@ listed image of ``D/test_release/`` (or, with ``--images DIR``, every
 - ``O/submission.zip`` with ``test-results.json`` at its root;
 - ``--save-label-maps``: ``O/label_maps/<stem>/class1.tif..class4.tif``,
   float64 instance-id maps in the training layout (absent class -> no file);
-- ``--save-overlays``: ``O/overlays/<stem>.png``;
+- ``--save-overlays``: ``O/overlays/<stem>.png`` (the cells scoring at
+  least ``--show-score-thr``, 0.3);
 - ``--format`` picks the outputs: ``coco`` (the default: the two files
   above), ``geojson`` (``O/geojson/<stem>.geojson``: a QuPath-readable
   FeatureCollection of cell polygons), ``labelmaps`` and ``overlays`` (as
@@ -105,6 +106,11 @@ def parse_args(argv=None):
                         'config\'s, 1000)')
     parser.add_argument('--save-label-maps', action='store_true')
     parser.add_argument('--save-overlays', action='store_true')
+    parser.add_argument('--show-score-thr', type=float, default=0.3,
+                        help='overlays draw only the cells scoring at least '
+                        'this (mmdet\'s name and default; the results, '
+                        'label maps and GeoJSON keep every detection above '
+                        '--score-thr) (default: %(default)s)')
     parser.add_argument('--tta', action=argparse.BooleanOptionalAction,
                         default=True,
                         help='flip test-time augmentation: original, '
@@ -224,7 +230,8 @@ def predict_slides(args, predictor, shard) -> int:
                 predictor, path, args.out_dir, tuple(sorted(args.formats)),
                 args.tile_size, args.tile_overlap, not args.no_tissue,
                 shard=shard,
-                log=lambda msg: print(f'error: {msg}', file=sys.stderr))
+                log=lambda msg: print(f'error: {msg}', file=sys.stderr),
+                show_score_thr=args.show_score_thr)
         except SlideError as e:
             failures.append(str(e))
             if shard.is_main:
@@ -262,14 +269,13 @@ def predict_one(args, predictor, path, image_id, size, classes,
                                     stem + '.geojson'), classes,
                            palette) as gj:
             gj.add(dets, predictor.mask_thr)
-    if {'labelmaps', 'overlays'} & args.formats:
-        maps = predictor.label_maps(dets)
-        if 'labelmaps' in args.formats:
-            write_label_maps(osp.join(args.out_dir, 'label_maps', stem),
-                             maps, classes)
-        if 'overlays' in args.formats:
-            write_overlay(osp.join(args.out_dir, 'overlays', stem + '.png'),
-                          rgb, maps, palette)
+    if 'labelmaps' in args.formats:
+        write_label_maps(osp.join(args.out_dir, 'label_maps', stem),
+                         predictor.label_maps(dets), classes)
+    if 'overlays' in args.formats:
+        shown = dets.select(dets.scores >= args.show_score_thr)
+        write_overlay(osp.join(args.out_dir, 'overlays', stem + '.png'), rgb,
+                      predictor.label_maps(shown), palette)
     return predictor.to_coco_results(dets, image_id)
 
 

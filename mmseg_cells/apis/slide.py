@@ -152,11 +152,12 @@ def predict_slide_to_files(predictor, path: str, out_dir: str,
                            formats: Tuple[str, ...] = ('geojson', ),
                            tile_size: int = 1024, overlap: int = 192,
                            tissue: bool = True, shard=None,
-                           log=None) -> dict:
+                           log=None, show_score_thr: float = 0.0) -> dict:
     """Predict one slide and stream its results into ``out_dir``:
     ``<stem>.coco.json`` (COCO results, ``image_id`` 1, level-0
     coordinates), ``<stem>.geojson`` (QuPath detections) and
-    ``<stem>.overlay.png`` (cells on a downsampled slide), per ``formats``.
+    ``<stem>.overlay.png`` (cells scoring at least ``show_score_thr`` on a
+    downsampled slide), per ``formats``.
 
     With a :class:`~mmseg_cells.apis.shards.Shard` of several ranks, each
     rank predicts every N-th tile and streams it to a part file; rank 0
@@ -200,7 +201,8 @@ def predict_slide_to_files(predictor, path: str, out_dir: str,
                         predictor.palette)
                 if 'overlays' in formats:
                     writers['overlays'] = SlideOverlayWriter(
-                        base + '.overlay.png', reader, predictor.palette)
+                        base + '.overlay.png', reader, predictor.palette,
+                        score_thr=show_score_thr)
             done, errors = 0, []
             for tile, dets in predict_slide(predictor, reader, tile_size,
                                             overlap, tissue, mine):

@@ -198,10 +198,12 @@ class SlideOverlayWriter:
         reader: a slide reader (:func:`~mmseg_cells.data.slide.open_slide`).
         palette (sequence of RGB): colour per label index.
         max_side (int): longer side of the view. Defaults to 2048.
+        score_thr (float): cells scoring below this are not drawn (the
+            results files keep them). Defaults to 0.0.
     """
 
     def __init__(self, path: str, reader, palette: Sequence[RGB],
-                 max_side: int = 2048) -> None:
+                 max_side: int = 2048, score_thr: float = 0.0) -> None:
         from mmseg_cells.data.slide import read_thumbnail
         self.path = path
         view, _ = read_thumbnail(reader, max_side)
@@ -210,10 +212,14 @@ class SlideOverlayWriter:
         self.sx = self.view.shape[1] / w0
         self.sy = self.view.shape[0] / h0
         self.palette = [tuple(int(c) for c in rgb) for rgb in palette]
+        self.score_thr = score_thr
 
     def draw_outline(self, outline: Outline) -> None:
-        """Draw one cell (:func:`cell_outlines`)."""
-        label, _, (x1, y1, x2, y2), ring = outline
+        """Draw one cell (:func:`cell_outlines`) unless it scores below
+        ``score_thr``."""
+        label, score, (x1, y1, x2, y2), ring = outline
+        if score < self.score_thr:
+            return
         colour = self.palette[label % len(self.palette)]
         if (x2 - x1) * self.sx < 3 or (y2 - y1) * self.sy < 3:
             centre = (int((x1 + x2) / 2 * self.sx),
