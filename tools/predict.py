@@ -269,13 +269,17 @@ def predict_one(args, predictor, path, image_id, size, classes,
                                     stem + '.geojson'), classes,
                            palette) as gj:
             gj.add(dets, predictor.mask_thr)
+    maps = None
     if 'labelmaps' in args.formats:
-        write_label_maps(osp.join(args.out_dir, 'label_maps', stem),
-                         predictor.label_maps(dets), classes)
+        maps = predictor.label_maps(dets)
+        write_label_maps(osp.join(args.out_dir, 'label_maps', stem), maps,
+                         classes)
     if 'overlays' in args.formats:
-        shown = dets.select(dets.scores >= args.show_score_thr)
+        shown = dets.scores >= args.show_score_thr
+        if maps is None or not shown.all():  # else the label maps' own
+            maps = predictor.label_maps(dets.select(shown))
         write_overlay(osp.join(args.out_dir, 'overlays', stem + '.png'), rgb,
-                      predictor.label_maps(shown), palette)
+                      maps, palette)
     return predictor.to_coco_results(dets, image_id)
 
 

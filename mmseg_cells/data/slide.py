@@ -282,7 +282,6 @@ def read_thumbnail(reader, max_side: int = 2048) -> Tuple[np.ndarray, float]:
     gives way to the next smaller one. Raises :class:`SlideError` when no
     level can be read.
     """
-    import cv2
     first = lowest_level_at_most(reader, max_side)
     errors = []
     w0, h0 = reader.dimensions
@@ -292,7 +291,7 @@ def read_thumbnail(reader, max_side: int = 2048) -> Tuple[np.ndarray, float]:
             if max(lw, lh) <= max_side:
                 view = reader.read_level(level)
             else:
-                view = _reduced_level(reader, level, max_side, cv2)
+                view = _reduced_level(reader, level, max_side)
         except SlideError as e:
             errors.append(str(e))
             continue
@@ -301,10 +300,11 @@ def read_thumbnail(reader, max_side: int = 2048) -> Tuple[np.ndarray, float]:
     raise SlideError('no readable low-resolution level: ' + '; '.join(errors))
 
 
-def _reduced_level(reader, level: int, max_side: int, cv2) -> np.ndarray:
+def _reduced_level(reader, level: int, max_side: int) -> np.ndarray:
     """``level`` reduced by the integer factor that brings its longer side
     to at most ``max_side``, read ``k`` level rows per output row in bands
     of about :data:`THUMBNAIL_BAND_BYTES`."""
+    import cv2
     lw, lh = reader.level_dimensions[level]
     ds = reader.level_downsamples[level]
     k = math.ceil(max(lw, lh) / max_side)
